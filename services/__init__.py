@@ -1,0 +1,1 @@
+"""The four kriselogg services and the composition root (`services.cli`)."""

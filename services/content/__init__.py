@@ -1,0 +1,1 @@
+"""The guidance catalogue and the portal UI."""

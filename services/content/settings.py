@@ -1,0 +1,7 @@
+from __future__ import annotations
+
+from shared.settings import Settings
+
+
+class ContentSettings(Settings):
+    pass

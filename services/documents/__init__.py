@@ -1,0 +1,1 @@
+"""The log form (loggskjema) as Word and PDF."""

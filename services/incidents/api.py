@@ -1,0 +1,203 @@
+"""HTTP API of the incident log (DESIGN §8). The organisation always comes from the token."""
+
+
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from services.incidents.domain import DomainError, Incident, apply_event, new_state
+from services.incidents.store import IncidentLog
+from shared.auth import Principal
+from shared.canonical import canonical_json, rfc3339, verify_chain
+from shared.http import Problem
+
+Slug = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,100}$")]
+Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
+FactValue = bool | int | Annotated[str, StringConstraints(max_length=500)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ReportIn(Strict):
+    category: Slug = Field(description="Guidance sub-theme id, e.g. vold-fysisk")
+    title: Line
+    description: Text | None = None
+    occurred_at: AwareDatetime
+    place: Line | None = None
+    unit_id: Slug
+    affected: list[Slug] = Field(default_factory=list, max_length=50)
+    severity: Literal["low", "medium", "high", "critical"]
+    facts: dict[Slug, FactValue] = Field(default_factory=dict, max_length=30)
+    content_version: Slug | None = None
+
+
+class MeasureIn(Strict):
+    measure_id: Slug | None = None
+    title: Line | None = None
+    status: Literal["done", "started", "not_applicable"]
+    performed_at: AwareDatetime | None = None
+    note: Text | None = None
+
+
+class NoteIn(Strict):
+    text: Text
+
+
+class CorrectionIn(Strict):
+    seq: int = Field(ge=1, description="The seq of the entry being corrected")
+    reason: Text
+    note: Text | None = None
+
+
+class CloseIn(Strict):
+    summary: Text
+
+
+class Written(BaseModel):
+    id: str
+    seq: int
+    hash: str
+
+
+class VerifyOut(BaseModel):
+    valid: bool
+    length: int
+    head_hash: str
+    first_invalid_seq: int | None
+    reason: str | None = None
+
+
+def _written(incident: Incident) -> Written:
+    return Written(id=str(incident.id), seq=incident.version, hash=incident.head_hash)
+
+
+def _not_found(incident_id: UUID) -> Problem:
+    return Problem(404, "Incident not found", f"No incident {incident_id} in your organisation.")
+
+
+def build_router(log: IncidentLog, caller: Callable[..., Awaitable[Principal]]) -> APIRouter:
+    router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
+    Caller = Annotated[Principal, Depends(caller)]
+
+    def actor(who: Principal) -> dict[str, str]:
+        return {"id": who.person_id, "name": who.name}
+
+    def append(
+        incident_id: UUID, who: Principal, kind: str, data: dict[str, Any],
+        occurred_at: datetime | None = None,
+    ) -> Written:  # fmt: skip
+        try:
+            incident = log.append(
+                incident_id, who.org_id, kind, actor=actor(who), data=data, occurred_at=occurred_at
+            )
+        except DomainError as exc:
+            raise Problem(exc.status, exc.title, exc.detail) from exc
+        if incident is None:
+            raise _not_found(incident_id)
+        return _written(incident)
+
+    @router.post("", status_code=201, response_model=Written)
+    def report(body: ReportIn, who: Caller) -> Written:
+        data = body.model_dump(exclude={"occurred_at"}, exclude_none=True)
+        incident = log.report(
+            org_id=who.org_id, actor=actor(who), data=data, occurred_at=body.occurred_at
+        )
+        return _written(incident)
+
+    @router.get("")
+    def list_incidents(
+        who: Caller, status: Literal["open", "closed"] | None = None
+    ) -> list[dict[str, Any]]:
+        return [vars(e) for e in log.list_incidents(who.org_id, status)]
+
+    @router.get("/{incident_id}")
+    def get_incident(incident_id: UUID, who: Caller) -> dict[str, Any]:
+        incident = log.get(incident_id, who.org_id)
+        if incident is None:
+            raise _not_found(incident_id)
+        return incident.state
+
+    @router.post("/{incident_id}/measures", status_code=201, response_model=Written)
+    def log_measure(incident_id: UUID, body: MeasureIn, who: Caller) -> Written:
+        if not body.measure_id and not body.title:
+            raise Problem(422, "Invalid request", "Give measure_id or title (or both).")
+        data = body.model_dump(exclude={"performed_at"}, exclude_none=True)
+        data["performed_by"] = actor(who)
+        return append(incident_id, who, "MeasureLogged", data, body.performed_at)
+
+    @router.post("/{incident_id}/notes", status_code=201, response_model=Written)
+    def add_note(incident_id: UUID, body: NoteIn, who: Caller) -> Written:
+        return append(incident_id, who, "NoteAdded", {"text": body.text})
+
+    @router.post("/{incident_id}/corrections", status_code=201, response_model=Written)
+    def correct(incident_id: UUID, body: CorrectionIn, who: Caller) -> Written:
+        data: dict[str, Any] = {"corrects_seq": body.seq, "reason": body.reason}
+        if body.note:
+            data["note"] = body.note
+        return append(incident_id, who, "EntryCorrected", data)
+
+    @router.post("/{incident_id}/close", status_code=201, response_model=Written)
+    def close(incident_id: UUID, body: CloseIn, who: Caller) -> Written:
+        return append(incident_id, who, "IncidentClosed", {"summary": body.summary})
+
+    @router.get("/{incident_id}/timeline")
+    def timeline(
+        incident_id: UUID,
+        who: Caller,
+        as_of: Annotated[AwareDatetime | None, Query(description="RFC 3339")] = None,
+        until_seq: Annotated[int | None, Query(ge=0)] = None,
+    ) -> dict[str, Any]:
+        if as_of is not None and until_seq is not None:
+            raise Problem(422, "Invalid request", "Give as_of or until_seq, not both.")
+        if log.get(incident_id, who.org_id) is None:
+            raise _not_found(incident_id)
+        events = log.exported_events(incident_id, until_seq=until_seq or None)
+        if until_seq == 0:
+            events = []
+        if as_of is not None:
+            cutoff = rfc3339(as_of)
+            # recorded_at has one fixed-width UTC form, so text order is time order.
+            events = [e for e in events if e["recorded_at"] <= cutoff]
+        state = new_state(str(incident_id))
+        for event in events:
+            apply_event(state, event)
+        return {"incident": state, "events": events}
+
+    @router.get("/{incident_id}/verify", response_model=VerifyOut)
+    def verify(incident_id: UUID, who: Caller) -> VerifyOut:
+        if log.get(incident_id, who.org_id) is None:
+            raise _not_found(incident_id)
+        report = verify_chain(log.exported_events(incident_id))
+        return VerifyOut(
+            valid=report.valid,
+            length=report.length,
+            head_hash=report.head_hash,
+            first_invalid_seq=report.first_invalid_seq,
+            reason=report.reason,
+        )
+
+    @router.get("/{incident_id}/export")
+    def export(incident_id: UUID, who: Caller) -> StreamingResponse:
+        if log.get(incident_id, who.org_id) is None:
+            raise _not_found(incident_id)
+        events = log.exported_events(incident_id)
+
+        def lines() -> Iterator[bytes]:
+            for event in events:
+                yield canonical_json(event) + b"\n"
+
+        return StreamingResponse(
+            lines(),
+            media_type="application/x-ndjson",
+            headers={"Content-Disposition": f'attachment; filename="incident-{incident_id}.jsonl"'},
+        )
+
+    return router

@@ -1,0 +1,57 @@
+"""The incidents service: `create_app(settings)`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from services.incidents import api
+from services.incidents import bus as incident_bus
+from services.incidents.settings import IncidentSettings
+from services.incidents.store import IncidentLog
+from shared import bus
+from shared.auth import signing_key
+from shared.http import caller_dependency, health_router, install_problem_handlers
+
+
+def create_app(settings: IncidentSettings | None = None) -> FastAPI:
+    settings = settings or IncidentSettings()
+    store = IncidentLog(settings)
+    broker = bus.make_broker(settings, "incidents")
+    relay = incident_bus.Relay(store, broker)
+    store.on_saved = relay.wake
+    incident_bus.register(broker, store, settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await broker.connect()
+        await bus.ensure_streams(broker, settings)
+        await broker.start()
+        relay_task = asyncio.create_task(relay.run(), name="incidents-relay")
+        try:
+            yield
+        finally:
+            relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay_task
+            await broker.stop()
+            store.close()
+
+    async def store_ready() -> bool:
+        await asyncio.to_thread(store.recorder.max_notification_id)
+        return True
+
+    async def bus_ready() -> bool:
+        return bool(broker.config.connection_state.connection.is_connected)
+
+    app = FastAPI(title="kriselogg incidents", version="1", lifespan=lifespan)
+    install_problem_handlers(app)
+    app.include_router(health_router({"store": store_ready, "bus": bus_ready}))
+    app.include_router(api.build_router(store, caller_dependency(signing_key(settings))))
+    app.state.store = store
+    app.state.relay = relay
+    app.state.broker = broker
+    return app

@@ -1,0 +1,148 @@
+"""The incident log's side of the bus: the outbox relay out, alert and document facts in."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError, Tracking
+from faststream.nats import NatsBroker
+from faststream.nats.annotations import NatsMessage
+
+from services.incidents.store import RELAY_TRACKER, IncidentLog
+from shared import bus, subjects
+from shared.schemas import AlertFactV1, IncidentEventV1
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+FACTS_DURABLE = "incidents-alert-facts"
+FACTS_TRACKER = f"jetstream:{subjects.STREAM}:{FACTS_DURABLE}"
+NOTIFY_ACTOR = {"id": "system:notify", "name": "Varsling i kriselogg"}
+
+
+class Relay:
+    """Transactional outbox: every stored event reaches JetStream, in order, at least once.
+
+    It reads the application's notification log from the last acknowledged position, publishes
+    each event with `Nats-Msg-Id = <incident_id>:<seq>` (the stream drops resends inside its
+    duplicate window) and stores the new position only after the stream's ack. It wakes on each
+    commit, not on a timer, because the alert budget leaves no room for polling (DESIGN §9).
+    """
+
+    def __init__(self, store: IncidentLog, broker: NatsBroker, batch: int = 200) -> None:
+        self.store = store
+        self.broker = broker
+        self.batch = batch
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.published = 0
+
+    def wake(self) -> None:
+        """Thread-safe: called from the request threads after each commit."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        failures = 0
+        while True:
+            try:
+                await self.drain()
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                delay = min(0.1 * 2**failures, 5.0)
+                log.warning("relay: bus unavailable (%s), retrying in %.1fs", type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+                continue
+            # The timeout is a safety net for events committed by another replica of this service.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+            self._wake.clear()
+
+    async def drain(self) -> None:
+        position = await asyncio.to_thread(self.store.position, RELAY_TRACKER)
+        while True:
+            self._wake.clear()
+            notifications = await asyncio.to_thread(
+                self.store.notifications_after, position, self.batch
+            )
+            if not notifications:
+                return
+            for notification in notifications:
+                exported = await asyncio.to_thread(self.store.exported, notification)
+                if exported is not None:
+                    message = IncidentEventV1.model_validate(exported)
+                    await bus.publish(
+                        self.broker,
+                        subjects.subject(message.org_id, "incident", message.type),
+                        message,
+                        msg_id=message.msg_id(),
+                        org_id=message.org_id,
+                    )
+                    self.published += 1
+                position = notification.id
+            await asyncio.to_thread(self.store.set_position, RELAY_TRACKER, position)
+
+
+def fact_data(fact: AlertFactV1) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "fact_id": fact.fact_id,
+        "alert_id": fact.alert_id,
+        "recipient": fact.recipient.model_dump(),
+        "role": fact.role,
+        "channel": fact.channel,
+    }
+    if fact.reason:
+        data["reason"] = fact.reason
+    if fact.replaces_alert_id:
+        data["replaces_alert_id"] = fact.replaces_alert_id
+    return data
+
+
+def append_fact(store: IncidentLog, fact: AlertFactV1, stream_seq: int) -> str:
+    """Append one alert fact to its incident exactly once; returns what happened."""
+    if store.process_recorder.has_tracking_id(FACTS_TRACKER, stream_seq):
+        return "duplicate delivery"
+    incident_id = UUID(fact.incident_id)
+    incident = store.get(incident_id, fact.org_id)
+    if incident is None:
+        raise bus.PermanentError(f"incident {fact.incident_id} not found in org {fact.org_id}")
+    if fact.fact_id in incident.fact_ids:
+        # Already in the log (e.g. the stream was rebuilt): only move the tracker forward.
+        store.set_position(FACTS_TRACKER, stream_seq)
+        return "already recorded"
+    try:
+        store.append(
+            incident_id,
+            fact.org_id,
+            fact.type,
+            actor=NOTIFY_ACTOR,
+            data=fact_data(fact),
+            occurred_at=fact.at,
+            tracking=Tracking(FACTS_TRACKER, stream_seq),
+        )
+    except IntegrityError:
+        return "duplicate delivery"
+    return "recorded"
+
+
+def register(broker: NatsBroker, store: IncidentLog, settings: Settings) -> None:
+    @bus.durable_pull(
+        broker,
+        durable=FACTS_DURABLE,
+        filter_subject=subjects.all_orgs("alert"),
+        settings=settings,
+    )
+    async def on_alert_fact(msg: NatsMessage) -> None:
+        async def handle(body: bytes, _: dict[str, str]) -> None:
+            fact = AlertFactV1.model_validate_json(body)
+            seq = msg.raw_message.metadata.sequence.stream
+            await asyncio.to_thread(append_fact, store, fact, seq)
+
+        await bus.process(msg, broker, settings, "incidents", handle)

@@ -1,0 +1,57 @@
+"""The notify service: `create_app(settings)`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from services.notify import api
+from services.notify import bus as notify_bus
+from services.notify.settings import NotifySettings
+from services.notify.store import NotifyStore
+from shared import bus
+from shared.auth import signing_key
+from shared.http import caller_dependency, health_router, install_problem_handlers
+
+
+def create_app(settings: NotifySettings | None = None) -> FastAPI:
+    settings = settings or NotifySettings()
+    store = NotifyStore(settings.service_dir("notify") / "notify.sqlite")
+    broker = bus.make_broker(settings, "notify")
+    dispatcher = notify_bus.Dispatcher(store, broker)
+    notify_bus.register(broker, store, dispatcher, settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await broker.connect()
+        await bus.ensure_streams(broker, settings)
+        await broker.start()
+        task = asyncio.create_task(dispatcher.run(), name="notify-dispatcher")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await broker.stop()
+            store.close()
+
+    async def store_ready() -> bool:
+        return await asyncio.to_thread(store.ping)
+
+    async def bus_ready() -> bool:
+        return bool(broker.config.connection_state.connection.is_connected)
+
+    app = FastAPI(title="kriselogg notify", version="1", lifespan=lifespan)
+    install_problem_handlers(app)
+    app.include_router(health_router({"store": store_ready, "bus": bus_ready}))
+    app.include_router(
+        api.build_router(store, caller_dependency(signing_key(settings)), settings.timezone)
+    )
+    app.state.store = store
+    app.state.dispatcher = dispatcher
+    app.state.broker = broker
+    return app

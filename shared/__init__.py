@@ -1,0 +1,1 @@
+"""Code the four kriselogg services share: contracts, plumbing, never a service's logic."""

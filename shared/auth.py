@@ -1,0 +1,108 @@
+"""Bearer tokens: issue and verify (DESIGN §8). Claims: sub, org, roles, name, exp, iss, aud.
+
+HS256 with one instance key: every service of one installation verifies with the same key, which
+comes from KRISELOGG_SECRET_KEY or, in embedded mode, a key file created in the data dir.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import jwt
+
+from shared.settings import Settings
+
+ISSUER = "kriselogg"
+AUDIENCE = "kriselogg"
+ALGORITHM = "HS256"
+ROLES = frozenset({"reporter", "leader", "safety_rep", "hr", "auditor", "admin"})
+
+
+class TokenError(Exception):
+    """The token is missing, expired, forged or meant for someone else."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    person_id: str
+    org_id: str
+    roles: frozenset[str]
+    name: str
+
+    def has_any(self, *roles: str) -> bool:
+        return bool(self.roles.intersection(roles))
+
+
+def signing_key(settings: Settings) -> str:
+    if settings.secret_key:
+        return settings.secret_key
+    path: Path = settings.data_dir / "secret.key"
+    if not path.exists():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # O_EXCL: two services starting at once must not each write a different key.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48))
+    key = path.read_text().strip()
+    if not key:
+        raise RuntimeError(f"empty key file {path}")
+    return key
+
+
+def issue_token(
+    key: str,
+    *,
+    org_id: str,
+    person_id: str,
+    name: str,
+    roles: list[str] | frozenset[str],
+    ttl: timedelta = timedelta(hours=12),
+) -> str:
+    unknown = set(roles) - ROLES
+    if unknown:
+        raise ValueError(f"unknown roles: {', '.join(sorted(unknown))}")
+    now = datetime.now(UTC)
+    claims = {
+        "sub": person_id,
+        "org": org_id,
+        "roles": sorted(roles),
+        "name": name,
+        "iat": int(now.timestamp()),
+        "exp": int((now + ttl).timestamp()),
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+    }
+    return jwt.encode(claims, key, algorithm=ALGORITHM)
+
+
+def verify_token(key: str, token: str) -> Principal:
+    try:
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=[ALGORITHM],
+            audience=AUDIENCE,
+            issuer=ISSUER,
+            options={"require": ["exp", "sub", "org", "iss", "aud"]},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise TokenError("the token has expired") from exc
+    except jwt.InvalidTokenError as exc:
+        raise TokenError(f"invalid token: {exc}") from exc
+    roles = claims.get("roles", [])
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        raise TokenError("invalid token: roles must be a list of strings")
+    return Principal(
+        person_id=str(claims["sub"]),
+        org_id=str(claims["org"]),
+        roles=frozenset(roles) & ROLES,
+        name=str(claims.get("name") or claims["sub"]),
+    )

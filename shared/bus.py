@@ -1,0 +1,216 @@
+"""JetStream plumbing every service uses: the broker, the streams, publishing a contract.
+
+Subscribers are declared by each service through FastStream; this module only makes sure they are
+all built the same way (durable pull consumers, explicit ack, bounded redelivery, DESIGN §5, §10).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import nats.js.errors
+from faststream import AckPolicy
+from faststream.exceptions import NackMessage
+from faststream.nats import ConsumerConfig, JStream, NatsBroker, PullSub
+from faststream.nats.message import NatsMessage
+from nats.js import api
+from pydantic import ValidationError
+
+from shared import subjects
+from shared.schemas import HEADER_MSG_ID, HEADER_ORG, HEADER_SCHEMA, Contract, DeadLetterV1
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Redelivery delays for a message whose handler failed: quick retries first, then slower, so a
+# short outage of a dependency (the SMTP server, the incidents store) heals without a dead letter.
+REDELIVERY_BACKOFF_SECONDS = [1, 2, 5, 10, 30, 60, 120, 300]
+
+EVENTS_STREAM = JStream(name=subjects.STREAM, declare=False)
+
+
+def make_broker(settings: Settings, name: str) -> NatsBroker:
+    if not settings.nats_url:
+        raise RuntimeError("KRISELOGG_NATS_URL is not set and no embedded server was started")
+    return NatsBroker(
+        settings.nats_url,
+        name=f"kriselogg-{name}",
+        # Never give up reconnecting: a service outliving a NATS restart must resume by itself.
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=1,
+        # Per-message INFO logs cost latency and would say nothing useful (DESIGN §10).
+        log_level=logging.DEBUG,
+        graceful_timeout=10.0,
+    )
+
+
+def stream_configs(settings: Settings) -> list[api.StreamConfig]:
+    return [
+        api.StreamConfig(
+            name=subjects.STREAM,
+            subjects=[f"{subjects.ROOT}.>"],
+            retention=api.RetentionPolicy.LIMITS,
+            storage=api.StorageType.FILE,
+            num_replicas=settings.jetstream_replicas,
+            duplicate_window=float(settings.jetstream_duplicate_window_seconds),
+        ),
+        api.StreamConfig(
+            name=f"{subjects.STREAM}_DLQ",
+            subjects=[f"{subjects.DEAD_LETTER_ROOT}.>"],
+            retention=api.RetentionPolicy.LIMITS,
+            storage=api.StorageType.FILE,
+            num_replicas=settings.jetstream_replicas,
+        ),
+    ]
+
+
+async def ensure_streams(broker: NatsBroker, settings: Settings) -> None:
+    """Create or update the streams; every service calls this, so start order does not matter."""
+    js = broker.config.connection_state.stream
+    for config in stream_configs(settings):
+        try:
+            await js.add_stream(config=config)
+        except nats.js.errors.BadRequestError:
+            await js.update_stream(config=config)
+
+
+def durable_pull(
+    broker: NatsBroker,
+    *,
+    durable: str,
+    filter_subject: str,
+    settings: Settings,
+    max_ack_pending: int = 1,
+) -> Any:
+    """A durable, explicit-ack pull subscriber with bounded redelivery.
+
+    max_ack_pending=1 keeps messages in stream order, which the exactly-once trackers rely on;
+    max_workers stays 1 (ag2ai/faststream#2563). Backoff and dead-lettering happen in `process`.
+    """
+    return broker.subscriber(
+        filter_subject,
+        stream=EVENTS_STREAM,
+        durable=durable,
+        pull_sub=PullSub(batch_size=1, timeout=5.0),
+        config=ConsumerConfig(
+            durable_name=durable,
+            ack_policy=api.AckPolicy.EXPLICIT,
+            # One more than we retry ourselves, so the server never gives up before we dead-letter.
+            max_deliver=settings.max_deliver + 1,
+            ack_wait=30.0,
+            max_ack_pending=max_ack_pending,
+            deliver_policy=api.DeliverPolicy.ALL,
+        ),
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        max_workers=1,
+    )
+
+
+class PermanentError(Exception):
+    """The message can never be processed (bad shape, unknown reference): dead-letter it now."""
+
+
+Handler = Callable[[bytes, dict[str, str]], Awaitable[None]]
+
+
+async def process(
+    msg: NatsMessage, broker: NatsBroker, settings: Settings, service: str, handler: Handler
+) -> None:
+    """Run a handler on a JetStream message with the project's delivery rules.
+
+    Success acks. A permanent failure is dead-lettered with its reason and acked. A transient one
+    is redelivered after a growing delay, and dead-lettered once `max_deliver` attempts failed.
+    """
+    raw = msg.raw_message
+    headers = dict(raw.headers or {})
+    msg_id = headers.get(HEADER_MSG_ID)
+    meta = raw.metadata
+    stream_seq = meta.sequence.stream if meta.sequence else None
+    try:
+        await handler(raw.data, headers)
+    except (PermanentError, ValidationError, ValueError) as exc:
+        await dead_letter(
+            broker,
+            service=service,
+            kind="invalid",
+            reason=f"{type(exc).__name__}: {exc}",
+            original_subject=raw.subject,
+            body=raw.data,
+            msg_id=msg_id,
+            stream_seq=stream_seq,
+        )
+    except Exception as exc:
+        delivered = meta.num_delivered or 1
+        if delivered >= settings.max_deliver:
+            await dead_letter(
+                broker,
+                service=service,
+                kind="exhausted",
+                reason=f"gave up after {delivered} attempts: {type(exc).__name__}: {exc}",
+                original_subject=raw.subject,
+                body=raw.data,
+                msg_id=msg_id,
+                stream_seq=stream_seq,
+            )
+            return
+        delay = REDELIVERY_BACKOFF_SECONDS[min(delivered, len(REDELIVERY_BACKOFF_SECONDS)) - 1]
+        log.warning("%s: retrying message %s in %ss (%s)", service, msg_id, delay, type(exc).__name__)
+        raise NackMessage(delay=delay) from exc
+
+
+def headers_for(message: Contract, msg_id: str, org_id: str) -> dict[str, str]:
+    return {
+        HEADER_MSG_ID: msg_id,
+        HEADER_ORG: org_id,
+        HEADER_SCHEMA: message.schema_header(),
+        "content-type": "application/json",
+    }
+
+
+async def publish(
+    broker: NatsBroker, subject: str, message: Contract, *, msg_id: str, org_id: str
+) -> api.PubAck:
+    """Publish to JetStream and wait for the stream's ack (raises if it is not stored)."""
+    ack = await broker.publish(
+        message.model_dump_json().encode(),
+        subject,
+        headers=headers_for(message, msg_id, org_id),
+        stream=subjects.STREAM,
+        timeout=5.0,
+    )
+    return ack
+
+
+async def dead_letter(
+    broker: NatsBroker,
+    *,
+    service: str,
+    kind: str,
+    reason: str,
+    original_subject: str,
+    body: bytes,
+    msg_id: str | None,
+    stream_seq: int | None,
+) -> None:
+    letter = DeadLetterV1(
+        service=service,
+        reason=reason,
+        original_subject=original_subject,
+        original_msg_id=msg_id,
+        stream_seq=stream_seq,
+        body=body.decode("utf-8", errors="replace"),
+    )
+    await broker.publish(
+        letter.model_dump_json().encode(),
+        subjects.dead_letter(service, kind),
+        headers={
+            HEADER_MSG_ID: f"dlq:{service}:{msg_id or stream_seq}",
+            HEADER_SCHEMA: letter.schema_header(),
+        },
+        stream=f"{subjects.STREAM}_DLQ",
+        timeout=5.0,
+    )
+    # The reason is operational, never personal data: it names ids and error kinds only.
+    log.error("dead-lettered %s message %s: %s", service, msg_id or stream_seq, reason)

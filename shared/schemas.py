@@ -1,0 +1,84 @@
+"""The bus contracts: every message that crosses a service boundary (DESIGN §5).
+
+A message's schema name and version travel in the `Kriselogg-Schema` header. A new field is added
+with a default, so older consumers keep working; anything else is a new version.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+HEADER_MSG_ID = "Nats-Msg-Id"
+HEADER_ORG = "Kriselogg-Org"
+HEADER_SCHEMA = "Kriselogg-Schema"
+
+
+class Contract(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    schema_name: ClassVar[str]
+    schema_version: ClassVar[int] = 1
+
+    @classmethod
+    def schema_header(cls) -> str:
+        return f"{cls.schema_name}/v{cls.schema_version}"
+
+
+class Actor(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    id: str
+    name: str
+
+
+class IncidentEventV1(Contract):
+    """One stored incident event exactly as exported (DESIGN §8), relayed by incidents."""
+
+    schema_name: ClassVar[str] = "IncidentEvent"
+    seq: int
+    type: str
+    incident_id: str
+    org_id: str
+    recorded_at: str
+    occurred_at: str | None = None
+    actor: Actor
+    data: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def msg_id(self) -> str:
+        return f"{self.incident_id}:{self.seq}"
+
+
+AlertRole = Literal["nearest_leader", "deputy", "safety_rep", "main_safety_rep", "hr", "leader"]
+AlertFactType = Literal["RecipientAlerted", "AlertAcknowledged", "AlertEscalated"]
+
+
+class AlertFactV1(Contract):
+    """A fact about an alert, published by notify and appended by incidents to the incident log."""
+
+    schema_name: ClassVar[str] = "AlertFact"
+    fact_id: str = Field(description="Globally unique; also the Nats-Msg-Id")
+    type: AlertFactType
+    alert_id: str
+    incident_id: str
+    org_id: str
+    at: datetime
+    recipient: Actor
+    role: AlertRole
+    channel: str
+    reason: str | None = None
+    replaces_alert_id: str | None = None
+
+
+class DeadLetterV1(Contract):
+    """A message that could not be processed, kept with the reason (never silently dropped)."""
+
+    schema_name: ClassVar[str] = "DeadLetter"
+    service: str
+    reason: str
+    original_subject: str
+    original_msg_id: str | None = None
+    stream_seq: int | None = None
+    body: str
