@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sys
+import signal
 from datetime import timedelta
 from importlib.resources import files
 from pathlib import Path
@@ -22,8 +22,12 @@ from shared.infra import EmbeddedNats
 from shared.settings import Settings
 
 SERVICES = ("content", "incidents", "documents", "notify")
-cli = typer.Typer(help="kriselogg: crisis guidance and an audit-proof incident log.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)  # fmt: skip
+cli = typer.Typer(
+    help="kriselogg: crisis guidance and an audit-proof incident log.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 directory_cli = typer.Typer(help="The organisation directory.", no_args_is_help=True)
 cli.add_typer(directory_cli, name="directory")
 
@@ -107,15 +111,26 @@ def up(
         typer.echo(f"  data: {settings.data_dir}   bus: {settings.nats_url}")
         if not no_demo:
             key = signing_key(settings)
-            typer.echo("  Demo logins (organisation 'demo'); use as 'Authorization: Bearer <token>':")
+            typer.echo(
+                "  Demo logins (organisation 'demo'); use as 'Authorization: Bearer <token>':"
+            )
             for person, name, roles, what in DEMO_LOGINS:
                 token = issue_token(key, org_id="demo", person_id=person, name=name, roles=roles)
                 typer.echo(f"   {name} ({what}):\n     {token}")
         config = uvicorn.Config(
-            Gateway(apps), host=host, port=port, log_level="warning", access_log=False,
-            lifespan="on", timeout_graceful_shutdown=10,
-        )  # fmt: skip
+            Gateway(apps),
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=10,
+        )
         server = uvicorn.Server(config)
+        # uvicorn re-raises the stop signal after its graceful shutdown; with the default
+        # handler SIGTERM would kill us before `finally` stops nats-server. Stopping is done.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: None)
         asyncio.run(server.serve())
         if not server.started:
             raise typer.Exit(1)
@@ -132,7 +147,9 @@ def serve(
 ) -> None:
     """Run one service alone (production; configuration from KRISELOGG_* variables)."""
     if service not in SERVICES:
-        raise typer.BadParameter(f"unknown service {service!r}; choose one of {', '.join(SERVICES)}")
+        raise typer.BadParameter(
+            f"unknown service {service!r}; choose one of {', '.join(SERVICES)}"
+        )
     settings = Settings()
     _configure_logging(settings.log_level)
     if service != "content" and not settings.nats_url:
@@ -155,8 +172,14 @@ def token(
     role_list = [r.strip() for r in roles.split(",") if r.strip()]
     try:
         typer.echo(
-            issue_token(signing_key(settings), org_id=org, person_id=person, name=name or person,
-                        roles=role_list, ttl=timedelta(hours=hours))  # fmt: skip
+            issue_token(
+                signing_key(settings),
+                org_id=org,
+                person_id=person,
+                name=name or person,
+                roles=role_list,
+                ttl=timedelta(hours=hours),
+            )
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
@@ -194,8 +217,12 @@ def directory_import(
     body = yaml.safe_load(file.read_text("utf-8"))
     key = signing_key(Settings())
     admin = issue_token(key, org_id=org, person_id="cli", name="kriselogg CLI", roles=["admin"])
-    response = httpx.put(f"{url}/api/v1/directory", json=body,
-                         headers={"Authorization": f"Bearer {admin}"}, timeout=30)  # fmt: skip
+    response = httpx.put(
+        f"{url}/api/v1/directory",
+        json=body,
+        headers={"Authorization": f"Bearer {admin}"},
+        timeout=30,
+    )
     if response.status_code != 200:
         problem = response.json()
         typer.echo(f"{problem.get('title')}: {problem.get('detail')}", err=True)
@@ -210,4 +237,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -18,17 +18,15 @@ from faststream.nats.message import NatsMessage
 from nats.js import api
 from pydantic import ValidationError
 
-from shared import subjects
 from shared.schemas import HEADER_MSG_ID, HEADER_ORG, HEADER_SCHEMA, Contract, DeadLetterV1
 from shared.settings import Settings
+from shared.subjects import Subjects
 
 log = logging.getLogger(__name__)
 
 # Redelivery delays for a message whose handler failed: quick retries first, then slower, so a
 # short outage of a dependency (the SMTP server, the incidents store) heals without a dead letter.
 REDELIVERY_BACKOFF_SECONDS = [1, 2, 5, 10, 30, 60, 120, 300]
-
-EVENTS_STREAM = JStream(name=subjects.STREAM, declare=False)
 
 
 def make_broker(settings: Settings, name: str) -> NatsBroker:
@@ -47,18 +45,19 @@ def make_broker(settings: Settings, name: str) -> NatsBroker:
 
 
 def stream_configs(settings: Settings) -> list[api.StreamConfig]:
+    names = settings.subjects
     return [
         api.StreamConfig(
-            name=subjects.STREAM,
-            subjects=[f"{subjects.ROOT}.>"],
+            name=names.stream,
+            subjects=[f"{names.root}.>"],
             retention=api.RetentionPolicy.LIMITS,
             storage=api.StorageType.FILE,
             num_replicas=settings.jetstream_replicas,
             duplicate_window=float(settings.jetstream_duplicate_window_seconds),
         ),
         api.StreamConfig(
-            name=f"{subjects.STREAM}_DLQ",
-            subjects=[f"{subjects.DEAD_LETTER_ROOT}.>"],
+            name=names.dead_letter_stream,
+            subjects=[f"{names.dead_letter_root}.>"],
             retention=api.RetentionPolicy.LIMITS,
             storage=api.StorageType.FILE,
             num_replicas=settings.jetstream_replicas,
@@ -83,15 +82,18 @@ def durable_pull(
     filter_subject: str,
     settings: Settings,
     max_ack_pending: int = 1,
-) -> Any:
+    ack_wait: float = 5.0,
+) -> Callable[[Callable[..., Awaitable[None]]], Any]:
     """A durable, explicit-ack pull subscriber with bounded redelivery.
 
     max_ack_pending=1 keeps messages in stream order, which the exactly-once trackers rely on;
-    max_workers stays 1 (ag2ai/faststream#2563). Backoff and dead-lettering happen in `process`.
+    an idempotent consumer that does not need order takes more, so that one message whose ack
+    was lost (a NATS crash) does not hold up the others for `ack_wait`. max_workers stays 1
+    (ag2ai/faststream#2563). Backoff and dead-lettering happen in `process`.
     """
-    return broker.subscriber(
+    subscriber: Callable[[Callable[..., Awaitable[None]]], Any] = broker.subscriber(
         filter_subject,
-        stream=EVENTS_STREAM,
+        stream=JStream(name=settings.subjects.stream, declare=False),
         durable=durable,
         pull_sub=PullSub(batch_size=1, timeout=5.0),
         config=ConsumerConfig(
@@ -99,13 +101,14 @@ def durable_pull(
             ack_policy=api.AckPolicy.EXPLICIT,
             # One more than we retry ourselves, so the server never gives up before we dead-letter.
             max_deliver=settings.max_deliver + 1,
-            ack_wait=30.0,
+            ack_wait=ack_wait,
             max_ack_pending=max_ack_pending,
             deliver_policy=api.DeliverPolicy.ALL,
         ),
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_workers=1,
     )
+    return subscriber
 
 
 class PermanentError(Exception):
@@ -133,6 +136,7 @@ async def process(
     except (PermanentError, ValidationError, ValueError) as exc:
         await dead_letter(
             broker,
+            settings.subjects,
             service=service,
             kind="invalid",
             reason=f"{type(exc).__name__}: {exc}",
@@ -146,6 +150,7 @@ async def process(
         if delivered >= settings.max_deliver:
             await dead_letter(
                 broker,
+                settings.subjects,
                 service=service,
                 kind="exhausted",
                 reason=f"gave up after {delivered} attempts: {type(exc).__name__}: {exc}",
@@ -156,7 +161,9 @@ async def process(
             )
             return
         delay = REDELIVERY_BACKOFF_SECONDS[min(delivered, len(REDELIVERY_BACKOFF_SECONDS)) - 1]
-        log.warning("%s: retrying message %s in %ss (%s)", service, msg_id, delay, type(exc).__name__)
+        log.warning(
+            "%s: retrying message %s in %ss (%s)", service, msg_id, delay, type(exc).__name__
+        )
         raise NackMessage(delay=delay) from exc
 
 
@@ -170,14 +177,20 @@ def headers_for(message: Contract, msg_id: str, org_id: str) -> dict[str, str]:
 
 
 async def publish(
-    broker: NatsBroker, subject: str, message: Contract, *, msg_id: str, org_id: str
+    broker: NatsBroker,
+    subject: str,
+    message: Contract,
+    *,
+    msg_id: str,
+    org_id: str,
+    stream: str,
 ) -> api.PubAck:
     """Publish to JetStream and wait for the stream's ack (raises if it is not stored)."""
     ack = await broker.publish(
         message.model_dump_json().encode(),
         subject,
         headers=headers_for(message, msg_id, org_id),
-        stream=subjects.STREAM,
+        stream=stream,
         timeout=5.0,
     )
     return ack
@@ -185,6 +198,7 @@ async def publish(
 
 async def dead_letter(
     broker: NatsBroker,
+    names: Subjects,
     *,
     service: str,
     kind: str,
@@ -204,12 +218,12 @@ async def dead_letter(
     )
     await broker.publish(
         letter.model_dump_json().encode(),
-        subjects.dead_letter(service, kind),
+        names.dead_letter(service, kind),
         headers={
             HEADER_MSG_ID: f"dlq:{service}:{msg_id or stream_seq}",
             HEADER_SCHEMA: letter.schema_header(),
         },
-        stream=f"{subjects.STREAM}_DLQ",
+        stream=names.dead_letter_stream,
         timeout=5.0,
     )
     # The reason is operational, never personal data: it names ids and error kinds only.

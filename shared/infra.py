@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -45,6 +46,14 @@ def wait_for_port(host: str, port: int, timeout: float, proc: subprocess.Popen[b
     raise TimeoutError(f"nothing listened on {host}:{port} within {timeout}s")
 
 
+def _die_with_parent() -> None:
+    """Linux: if whoever started the server is killed outright, the server goes too."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 @dataclass
 class EmbeddedNats:
     """A nats-server with JetStream on a loopback port, its store under `store_dir`."""
@@ -81,6 +90,7 @@ class EmbeddedNats:
             # Own process group: a Ctrl-C meant for `kriselogg up` is handled there, which then
             # stops this server cleanly instead of racing it.
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         wait_for_port(self.host, self.port, timeout, self.process)
         return self

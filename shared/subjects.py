@@ -1,13 +1,15 @@
-"""Subject names on the bus: `kriselogg.<org_id>.<source>.<EventName>` (DESIGN §5)."""
+"""Subject and stream names on the bus: `kriselogg.<org_id>.<source>.<EventName>` (DESIGN §5).
+
+The root (`kriselogg`) is the installation's bus namespace. It can be changed so that several
+installations (staging beside production, parallel test runs) share one NATS cluster untouched.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Literal
 
-STREAM = "KRISELOGG"
-ROOT = "kriselogg"
-DEAD_LETTER_ROOT = "kriselogg-dlq"
 Source = Literal["incident", "alert", "document", "anchor"]
 
 # NATS subject tokens may not contain '.', '*', '>' or whitespace; organisation ids are slugs.
@@ -20,15 +22,32 @@ def check_token(value: str) -> str:
     return value
 
 
-def subject(org_id: str, source: Source, event_name: str) -> str:
-    return f"{ROOT}.{check_token(org_id)}.{source}.{check_token(event_name)}"
+@dataclass(frozen=True)
+class Subjects:
+    root: str = "kriselogg"
 
+    def __post_init__(self) -> None:
+        check_token(self.root)
 
-def all_orgs(source: Source, event_name: str = ">") -> str:
-    """Filter for one kind of message across organisations (a consumer's filter subject)."""
-    tail = event_name if event_name == ">" else check_token(event_name)
-    return f"{ROOT}.*.{source}.{tail}"
+    @property
+    def stream(self) -> str:
+        return self.root.upper().replace("-", "_")
 
+    @property
+    def dead_letter_stream(self) -> str:
+        return f"{self.stream}_DLQ"
 
-def dead_letter(service: str, reason_kind: str) -> str:
-    return f"{DEAD_LETTER_ROOT}.{check_token(service)}.{check_token(reason_kind)}"
+    @property
+    def dead_letter_root(self) -> str:
+        return f"{self.root}-dlq"
+
+    def subject(self, org_id: str, source: Source, event_name: str) -> str:
+        return f"{self.root}.{check_token(org_id)}.{source}.{check_token(event_name)}"
+
+    def all_orgs(self, source: Source, event_name: str = ">") -> str:
+        """Filter for one kind of message across organisations (a consumer's filter subject)."""
+        tail = event_name if event_name == ">" else check_token(event_name)
+        return f"{self.root}.*.{source}.{tail}"
+
+    def dead_letter(self, service: str, reason_kind: str) -> str:
+        return f"{self.dead_letter_root}.{check_token(service)}.{check_token(reason_kind)}"

@@ -1,6 +1,5 @@
 """HTTP API of the guidance catalogue (DESIGN §8) and the portal's pages."""
 
-
 from collections.abc import Awaitable, Callable
 from html import escape
 from typing import Annotated, Any

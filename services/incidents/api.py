@@ -1,6 +1,5 @@
 """HTTP API of the incident log (DESIGN §8). The organisation always comes from the token."""
 
-
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -91,9 +90,12 @@ def build_router(log: IncidentLog, caller: Callable[..., Awaitable[Principal]]) 
         return {"id": who.person_id, "name": who.name}
 
     def append(
-        incident_id: UUID, who: Principal, kind: str, data: dict[str, Any],
+        incident_id: UUID,
+        who: Principal,
+        kind: str,
+        data: dict[str, Any],
         occurred_at: datetime | None = None,
-    ) -> Written:  # fmt: skip
+    ) -> Written:
         try:
             incident = log.append(
                 incident_id, who.org_id, kind, actor=actor(who), data=data, occurred_at=occurred_at

@@ -21,7 +21,7 @@ def create_app(settings: IncidentSettings | None = None) -> FastAPI:
     settings = settings or IncidentSettings()
     store = IncidentLog(settings)
     broker = bus.make_broker(settings, "incidents")
-    relay = incident_bus.Relay(store, broker)
+    relay = incident_bus.Relay(store, broker, settings.subjects)
     store.on_saved = relay.wake
     incident_bus.register(broker, store, settings)
 

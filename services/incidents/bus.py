@@ -13,13 +13,19 @@ from faststream.nats import NatsBroker
 from faststream.nats.annotations import NatsMessage
 
 from services.incidents.store import RELAY_TRACKER, IncidentLog
-from shared import bus, subjects
+from shared import bus
 from shared.schemas import AlertFactV1, IncidentEventV1
 from shared.settings import Settings
+from shared.subjects import Subjects
 
 log = logging.getLogger(__name__)
 FACTS_DURABLE = "incidents-alert-facts"
-FACTS_TRACKER = f"jetstream:{subjects.STREAM}:{FACTS_DURABLE}"
+
+
+def facts_tracker(names: Subjects) -> str:
+    return f"jetstream:{names.stream}:{FACTS_DURABLE}"
+
+
 NOTIFY_ACTOR = {"id": "system:notify", "name": "Varsling i kriselogg"}
 
 
@@ -32,8 +38,11 @@ class Relay:
     commit, not on a timer, because the alert budget leaves no room for polling (DESIGN §9).
     """
 
-    def __init__(self, store: IncidentLog, broker: NatsBroker, batch: int = 200) -> None:
+    def __init__(
+        self, store: IncidentLog, broker: NatsBroker, names: Subjects, batch: int = 200
+    ) -> None:
         self.store = store
+        self.names = names
         self.broker = broker
         self.batch = batch
         self._wake = asyncio.Event()
@@ -57,7 +66,9 @@ class Relay:
             except Exception as exc:
                 failures += 1
                 delay = min(0.1 * 2**failures, 5.0)
-                log.warning("relay: bus unavailable (%s), retrying in %.1fs", type(exc).__name__, delay)
+                log.warning(
+                    "relay: bus unavailable (%s), retrying in %.1fs", type(exc).__name__, delay
+                )
                 await asyncio.sleep(delay)
                 continue
             # The timeout is a safety net for events committed by another replica of this service.
@@ -80,10 +91,11 @@ class Relay:
                     message = IncidentEventV1.model_validate(exported)
                     await bus.publish(
                         self.broker,
-                        subjects.subject(message.org_id, "incident", message.type),
+                        self.names.subject(message.org_id, "incident", message.type),
                         message,
                         msg_id=message.msg_id(),
                         org_id=message.org_id,
+                        stream=self.names.stream,
                     )
                     self.published += 1
                 position = notification.id
@@ -105,9 +117,9 @@ def fact_data(fact: AlertFactV1) -> dict[str, Any]:
     return data
 
 
-def append_fact(store: IncidentLog, fact: AlertFactV1, stream_seq: int) -> str:
+def append_fact(store: IncidentLog, fact: AlertFactV1, stream_seq: int, tracker: str) -> str:
     """Append one alert fact to its incident exactly once; returns what happened."""
-    if store.process_recorder.has_tracking_id(FACTS_TRACKER, stream_seq):
+    if store.process_recorder.has_tracking_id(tracker, stream_seq):
         return "duplicate delivery"
     incident_id = UUID(fact.incident_id)
     incident = store.get(incident_id, fact.org_id)
@@ -115,7 +127,7 @@ def append_fact(store: IncidentLog, fact: AlertFactV1, stream_seq: int) -> str:
         raise bus.PermanentError(f"incident {fact.incident_id} not found in org {fact.org_id}")
     if fact.fact_id in incident.fact_ids:
         # Already in the log (e.g. the stream was rebuilt): only move the tracker forward.
-        store.set_position(FACTS_TRACKER, stream_seq)
+        store.set_position(tracker, stream_seq)
         return "already recorded"
     try:
         store.append(
@@ -125,7 +137,7 @@ def append_fact(store: IncidentLog, fact: AlertFactV1, stream_seq: int) -> str:
             actor=NOTIFY_ACTOR,
             data=fact_data(fact),
             occurred_at=fact.at,
-            tracking=Tracking(FACTS_TRACKER, stream_seq),
+            tracking=Tracking(tracker, stream_seq),
         )
     except IntegrityError:
         return "duplicate delivery"
@@ -133,16 +145,18 @@ def append_fact(store: IncidentLog, fact: AlertFactV1, stream_seq: int) -> str:
 
 
 def register(broker: NatsBroker, store: IncidentLog, settings: Settings) -> None:
+    tracker = facts_tracker(settings.subjects)
+
     @bus.durable_pull(
         broker,
         durable=FACTS_DURABLE,
-        filter_subject=subjects.all_orgs("alert"),
+        filter_subject=settings.subjects.all_orgs("alert"),
         settings=settings,
     )
     async def on_alert_fact(msg: NatsMessage) -> None:
         async def handle(body: bytes, _: dict[str, str]) -> None:
             fact = AlertFactV1.model_validate_json(body)
             seq = msg.raw_message.metadata.sequence.stream
-            await asyncio.to_thread(append_fact, store, fact, seq)
+            await asyncio.to_thread(append_fact, store, fact, seq, tracker)
 
         await bus.process(msg, broker, settings, "incidents", handle)

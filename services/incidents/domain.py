@@ -266,7 +266,9 @@ Incident.EVENT_TYPES.update(
     {
         name: value
         for name, value in vars(Incident).items()
-        if isinstance(value, type) and issubclass(value, Incident.Event) and value is not Incident.Event
+        if isinstance(value, type)
+        and issubclass(value, Incident.Event)
+        and value is not Incident.Event
     }
 )
 

@@ -8,7 +8,7 @@ from shared.settings import Settings
 class IncidentSettings(Settings):
     event_key: str | None = Field(
         default=None,
-        description="AES key (base64) for event payloads at rest; unset: a key file in the data dir",
+        description="AES key (base64) for events at rest; unset: a key file in the data dir",
     )
     encrypt_events: bool = True
     snapshot_interval: int = Field(default=100, ge=1)

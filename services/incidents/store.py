@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -109,13 +110,15 @@ class IncidentLog(Application[UUID]):
     def get(self, incident_id: UUID, org_id: str, version: int | None = None) -> Incident | None:
         """The incident, or None when it does not exist *or belongs to another organisation*."""
         try:
-            incident = self.repository.get(incident_id, version=version)
+            incident: Any = self.repository.get(incident_id, version=version)
         except AggregateNotFoundError:
             return None
         assert isinstance(incident, Incident)
         return incident if incident.org_id == org_id else None
 
-    def exported_events(self, incident_id: UUID, until_seq: int | None = None) -> list[dict[str, Any]]:
+    def exported_events(
+        self, incident_id: UUID, until_seq: int | None = None
+    ) -> list[dict[str, Any]]:
         return [
             event.export()
             for event in self.events.get(incident_id, lte=until_seq)
@@ -161,8 +164,9 @@ class IncidentLog(Application[UUID]):
 
     # --- writing ----------------------------------------------------------------------------
 
-    def report(self, *, org_id: str, actor: dict[str, str], data: dict[str, Any],
-               occurred_at: datetime) -> Incident:  # fmt: skip
+    def report(
+        self, *, org_id: str, actor: dict[str, str], data: dict[str, Any], occurred_at: datetime
+    ) -> Incident:
         incident = Incident.report(
             org_id=org_id, actor=actor, data=data, occurred_at=occurred_at, now=datetime.now(UTC)
         )
@@ -220,7 +224,6 @@ class IncidentLog(Application[UUID]):
         return self.process_recorder.max_tracking_id(tracker) or 0
 
     def set_position(self, tracker: str, position: int) -> None:
-        try:
+        # IntegrityError: another replica got there first; the position only moves forward.
+        with contextlib.suppress(IntegrityError):
             self.process_recorder.insert_tracking(Tracking(tracker, position))
-        except IntegrityError:
-            pass  # another relay replica got there first; the position only moves forward

@@ -1,6 +1,5 @@
 """HTTP API of notify: the directory, who would be alerted, and the alerts (DESIGN §8)."""
 
-
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
@@ -56,10 +55,14 @@ def build_router(
                 else None
             ),
             "skipped": [
-                {"person_id": s.person.id, "name": s.person.name, "role": s.role,
-                 "reason": s.reason}
+                {
+                    "person_id": s.person.id,
+                    "name": s.person.name,
+                    "role": s.role,
+                    "reason": s.reason,
+                }
                 for s in res.skipped
-            ],  # fmt: skip
+            ],
         }
 
     @router.get("/alerts")

@@ -21,7 +21,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
     settings = settings or NotifySettings()
     store = NotifyStore(settings.service_dir("notify") / "notify.sqlite")
     broker = bus.make_broker(settings, "notify")
-    dispatcher = notify_bus.Dispatcher(store, broker)
+    dispatcher = notify_bus.Dispatcher(store, broker, settings.subjects)
     notify_bus.register(broker, store, dispatcher, settings)
 
     @contextlib.asynccontextmanager

@@ -14,9 +14,10 @@ from faststream.nats.annotations import NatsMessage
 
 from services.notify.domain import Resolver, Responder
 from services.notify.store import NotifyStore, OutboxFact, PlannedAlert
-from shared import bus, subjects
+from shared import bus
 from shared.schemas import Actor, AlertFactV1, IncidentEventV1
 from shared.settings import Settings
+from shared.subjects import Subjects
 
 log = logging.getLogger(__name__)
 REPORTS_DURABLE = "notify-incident-reported"
@@ -46,16 +47,21 @@ def first_alerts(event: IncidentEventV1, resolver: Resolver, day: datetime) -> l
 class Dispatcher:
     """Delivers planned alerts and publishes the facts about them, each exactly once in effect."""
 
-    def __init__(self, store: NotifyStore, broker: NatsBroker) -> None:
+    def __init__(self, store: NotifyStore, broker: NatsBroker, names: Subjects) -> None:
         self.store = store
+        self.names = names
         self.broker = broker
         self._wake = asyncio.Event()
         self.delivered = 0
 
     async def deliver(self, alert: PlannedAlert) -> None:
         # The `log` channel: the alert is recorded and handed over here. Ids only, never names.
-        log.info("alert %s for incident %s handed to channel %s", alert.id, alert.incident_id,
-                 alert.channel)  # fmt: skip
+        log.info(
+            "alert %s for incident %s handed to channel %s",
+            alert.id,
+            alert.incident_id,
+            alert.channel,
+        )
         fact = AlertFactV1(
             fact_id=f"{alert.id}:RecipientAlerted",
             type="RecipientAlerted",
@@ -70,7 +76,7 @@ class Dispatcher:
         outbox = OutboxFact(
             fact_id=fact.fact_id,
             org_id=alert.org_id,
-            subject=subjects.subject(alert.org_id, "alert", fact.type),
+            subject=self.names.subject(alert.org_id, "alert", fact.type),
             body=fact.model_dump_json(),
         )
         await asyncio.to_thread(self.store.mark_sent, alert.id, outbox)
@@ -87,7 +93,12 @@ class Dispatcher:
             for fact in facts:
                 message = AlertFactV1.model_validate_json(fact.body)
                 await bus.publish(
-                    self.broker, fact.subject, message, msg_id=fact.fact_id, org_id=fact.org_id
+                    self.broker,
+                    fact.subject,
+                    message,
+                    msg_id=fact.fact_id,
+                    org_id=fact.org_id,
+                    stream=self.names.stream,
                 )
                 await asyncio.to_thread(self.store.mark_published, fact.fact_id)
 
@@ -148,8 +159,11 @@ def register(
     @bus.durable_pull(
         broker,
         durable=REPORTS_DURABLE,
-        filter_subject=subjects.all_orgs("incident", "IncidentReported"),
+        filter_subject=settings.subjects.all_orgs("incident", "IncidentReported"),
         settings=settings,
+        # Alerts are idempotent by id and independent of each other: no need to wait in line.
+        max_ack_pending=100,
+        ack_wait=10.0,
     )
     async def on_incident_reported(msg: NatsMessage) -> None:
         await bus.process(msg, broker, settings, "notify", on_reported)

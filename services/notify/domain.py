@@ -185,7 +185,9 @@ class Resolver:
             absence = person.absent_on(day)
             if absence is not None:
                 skipped.append(
-                    Skipped(person, "safety_rep", unit.id, f"absent {absence.from_} to {absence.to}")
+                    Skipped(
+                        person, "safety_rep", unit.id, f"absent {absence.from_} to {absence.to}"
+                    )
                 )
                 continue
             safety_rep = Responder(person, "safety_rep", unit.id)

@@ -113,11 +113,19 @@ class NotifyStore:
                 "person_name, channel, status, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
                 [
-                    (a.id, a.org_id, a.incident_id, a.role, a.person_id, a.person_name,
-                     a.channel, at)
+                    (
+                        a.id,
+                        a.org_id,
+                        a.incident_id,
+                        a.role,
+                        a.person_id,
+                        a.person_name,
+                        a.channel,
+                        at,
+                    )
                     for a in alerts
                 ],
-            )  # fmt: skip
+            )
 
     def pending(self, alert_ids: list[str] | None = None) -> list[PlannedAlert]:
         query = (
@@ -157,7 +165,9 @@ class NotifyStore:
 
     def mark_published(self, fact_id: str) -> None:
         with self._tx() as db:
-            db.execute("UPDATE outbox SET published_at = ? WHERE fact_id = ?", (now_text(), fact_id))
+            db.execute(
+                "UPDATE outbox SET published_at = ? WHERE fact_id = ?", (now_text(), fact_id)
+            )
 
     def alerts(self, org_id: str, incident_id: str | None = None) -> list[dict[str, Any]]:
         query = "SELECT * FROM alerts WHERE org_id = ?"

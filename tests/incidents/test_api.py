@@ -1,0 +1,144 @@
+"""The incident API answers people, not stack traces: 401, 404, 409 and 422 with problem+json."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import jwt
+import pytest
+
+from shared.auth import issue_token, signing_key
+from tests.support import REPORT, Stack
+
+
+async def test_no_or_bad_token_is_401(stack: Stack) -> None:
+    key = signing_key(stack.settings)
+    expired = jwt.encode(
+        {
+            "sub": "p-ln",
+            "org": "demo",
+            "roles": ["leader"],
+            "exp": int(time.time()) - 10,
+            "iss": "kriselogg",
+            "aud": "kriselogg",
+        },
+        key,
+        algorithm="HS256",
+    )
+    forged = issue_token(
+        "another-key-of-sufficient-length-0123456789",
+        org_id="demo",
+        person_id="p-ln",
+        name="L",
+        roles=[],
+    )
+    bad: list[dict[str, str]] = [
+        {},
+        {"Authorization": f"Bearer {expired}"},
+        {"Authorization": f"Bearer {forged}"},
+        {"Authorization": "Basic abc"},
+    ]
+    for headers in bad:
+        response = await stack.client.post("/api/v1/incidents", json=REPORT, headers=headers)
+        assert response.status_code == 401
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["title"] == "Not signed in"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"severity": "apocalyptic"}, "severity"),
+        ({"occurred_at": "yesterday"}, "occurred_at"),
+        ({"occurred_at": "2026-11-25T19:00:00"}, "occurred_at"),  # no time zone: ambiguous
+        ({"affected": "p-ansatt"}, "affected"),
+        ({"title": "x" * 100_000}, "title"),
+        ({"unit_id": None}, "unit_id"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
+async def test_bad_report_is_422_naming_the_field(
+    stack: Stack, change: dict[str, object], field: str
+) -> None:
+    response = await stack.client.post(
+        "/api/v1/incidents", json={**REPORT, **change}, headers=stack.auth("reporter")
+    )
+    assert response.status_code == 422
+    problem = response.json()
+    assert response.headers["content-type"] == "application/problem+json"
+    assert field in [e["field"] for e in problem["errors"]]
+
+
+async def test_missing_field_and_wrong_shape_are_422(stack: Stack) -> None:
+    body = {k: v for k, v in REPORT.items() if k != "category"}
+    response = await stack.client.post("/api/v1/incidents", json=body, headers=stack.auth())
+    assert response.status_code == 422
+    assert "category" in response.json()["detail"]
+    for raw in (b"[1, 2]", b"not json", b""):
+        response = await stack.client.post(
+            "/api/v1/incidents",
+            content=raw,
+            headers={**stack.auth(), "Content-Type": "application/json"},
+        )
+        assert response.status_code == 422
+
+
+async def test_other_organisation_sees_404_like_a_missing_incident(stack: Stack) -> None:
+    incident_id = (await stack.report())["id"]
+    other = {"Authorization": f"Bearer {stack.tokens['other_org']}"}
+    for path in ("", "/timeline", "/verify", "/export"):
+        theirs = await stack.client.get(f"/api/v1/incidents/{incident_id}{path}", headers=other)
+        missing = await stack.client.get(f"/api/v1/incidents/{uuid.uuid4()}{path}", headers=other)
+        assert theirs.status_code == missing.status_code == 404
+        assert theirs.json()["title"] == missing.json()["title"] == "Incident not found"
+        assert "Slått" not in theirs.text and "p-ansatt" not in theirs.text
+    note = await stack.client.post(
+        f"/api/v1/incidents/{incident_id}/notes", json={"text": "hei"}, headers=other
+    )
+    assert note.status_code == 404
+    listed = await stack.client.get("/api/v1/incidents", headers=other)
+    assert listed.json() == []
+
+
+async def test_log_correct_close_and_closed_rules(stack: Stack) -> None:
+    incident_id = (await stack.report())["id"]
+    # Let the two alert facts land first, so the last write below is the head of the chain.
+    await stack.alerts.wait_for(lambda seen: len(seen[incident_id]) == 2)
+    base = f"/api/v1/incidents/{incident_id}"
+    measure = await stack.client.post(
+        f"{base}/measures",
+        json={
+            "measure_id": "akutt-1",
+            "title": "Trekk deg unna og tilkall hjelp",
+            "status": "done",
+        },
+        headers=stack.auth(),
+    )
+    assert measure.status_code == 201
+    seq = measure.json()["seq"]
+    fix = await stack.client.post(
+        f"{base}/corrections", json={"seq": seq, "reason": "Feil tidspunkt"}, headers=stack.auth()
+    )
+    assert fix.status_code == 201
+    bad_fix = await stack.client.post(
+        f"{base}/corrections", json={"seq": 999, "reason": "?"}, headers=stack.auth()
+    )
+    assert bad_fix.status_code == 422
+    closed = await stack.client.post(
+        f"{base}/close", json={"summary": "Fulgt opp."}, headers=stack.auth()
+    )
+    assert closed.status_code == 201
+    refused = await stack.client.post(
+        f"{base}/measures", json={"title": "Sent tiltak", "status": "done"}, headers=stack.auth()
+    )
+    assert refused.status_code == 409
+    note = await stack.client.post(f"{base}/notes", json={"text": "Etterpå"}, headers=stack.auth())
+    assert note.status_code == 201
+
+    state = (await stack.client.get(base, headers=stack.auth())).json()
+    assert state["status"] == "closed"
+    assert state["measures"][0]["corrections"] == [fix.json()["seq"]]
+    verified = (await stack.client.get(f"{base}/verify", headers=stack.auth())).json()
+    assert verified["valid"] is True
+    assert verified["head_hash"] == note.json()["hash"]

@@ -1,0 +1,152 @@
+"""Test helpers: an in-process stack and ways to await what happens on the bus."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+from fastapi import FastAPI
+from nats.aio.msg import Msg
+
+from services.cli import SERVICES, build_app, seed_demo
+from services.gateway import Gateway
+from shared.auth import issue_token, signing_key
+from shared.settings import Settings
+
+REPORT = {
+    "category": "vold-fysisk",
+    "title": "Slått og truet av bruker under hjemmebesøk",
+    "occurred_at": "2026-11-25T19:00:00+01:00",
+    "place": "Storgata 1, Tromsø",
+    "unit_id": "u-nord",
+    "affected": ["p-ansatt"],
+    "severity": "high",
+    "facts": {"injury": True, "police_contacted": False},
+}
+
+
+class BusWatcher:
+    """Collects incident events from the stream so tests can await them instead of sleeping.
+
+    An ordered JetStream consumer, not a core subscription: it resumes after a NATS restart
+    without missing what was published while it was disconnected.
+    """
+
+    def __init__(self) -> None:
+        self.by_incident: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self._changed = asyncio.Condition()
+        self._nc: Any = None
+
+    async def start(self, url: str, stream: str, subject: str) -> None:
+        self._nc = await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+        seen: set[tuple[str, int]] = set()
+
+        async def on_msg(msg: Msg) -> None:
+            body = json.loads(msg.data)
+            key = (body["incident_id"], body["seq"])
+            async with self._changed:
+                if key not in seen:
+                    seen.add(key)
+                    self.by_incident[body["incident_id"]].append(body)
+                self._changed.notify_all()
+
+        js = self._nc.jetstream()
+        await js.subscribe(subject, stream=stream, cb=on_msg, ordered_consumer=True)
+
+    async def stop(self) -> None:
+        if self._nc is not None:
+            await self._nc.close()
+
+    async def wait_for(
+        self, predicate: Callable[[dict[str, list[dict[str, Any]]]], bool], timeout: float = 20
+    ) -> None:
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: predicate(self.by_incident))
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    apps: dict[str, FastAPI]
+    client: httpx.AsyncClient
+    alerts: BusWatcher
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def auth(self, who: str = "leader") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+    async def report(self, **overrides: Any) -> dict[str, Any]:
+        response = await self.client.post(
+            "/api/v1/incidents", json={**REPORT, **overrides}, headers=self.auth("reporter")
+        )
+        assert response.status_code == 201, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def timeline(self, incident_id: str, **params: Any) -> dict[str, Any]:
+        response = await self.client.get(
+            f"/api/v1/incidents/{incident_id}/timeline", params=params, headers=self.auth()
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+
+def demo_tokens(settings: Settings) -> dict[str, str]:
+    key = signing_key(settings)
+    return {
+        "leader": issue_token(
+            key, org_id="demo", person_id="p-ln", name="Lise Nord", roles=["leader"]
+        ),
+        "reporter": issue_token(
+            key, org_id="demo", person_id="p-ansatt", name="Ali Ansatt", roles=["reporter"]
+        ),
+        "admin": issue_token(
+            key, org_id="demo", person_id="p-admin", name="Astrid Admin", roles=["admin"]
+        ),
+        "other_org": issue_token(
+            key, org_id="other", person_id="p-x", name="Xavier Annen", roles=["leader", "admin"]
+        ),
+    }
+
+
+def stack_settings(nats_url: str, data_dir: Path, **extra: Any) -> Settings:
+    # A namespace per stack: tests never see each other's streams, even on a shared server.
+    namespace = f"t-{uuid.uuid4().hex[:10]}"
+    return Settings(data_dir=data_dir, nats_url=nats_url, bus_namespace=namespace, **extra)
+
+
+@contextlib.asynccontextmanager
+async def running_stack(nats_url: str, data_dir: Path, **extra: Any) -> AsyncIterator[Stack]:
+    settings = stack_settings(nats_url, data_dir, **extra)
+    apps = {name: build_app(name, settings) for name in SERVICES}
+    seed_demo(apps["notify"])
+    gateway = Gateway(apps)
+    watcher = BusWatcher()
+    try:
+        async with gateway.running():
+            await watcher.start(
+                nats_url,
+                settings.subjects.stream,
+                settings.subjects.all_orgs("incident", "RecipientAlerted"),
+            )
+            transport = httpx.ASGITransport(app=gateway)
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://kriselogg"
+            ) as client:
+                yield Stack(settings, apps, client, watcher, demo_tokens(settings))
+    finally:
+        await watcher.stop()
+
+
+def alerted_roles(events: list[dict[str, Any]]) -> list[str]:
+    return sorted(e["data"]["role"] for e in events if e["type"] == "RecipientAlerted")
