@@ -83,6 +83,8 @@ def seed_demo(notify: FastAPI) -> None:
 
 def _configure_logging(level: str) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # FastStream logs every consumed message at INFO: noise on the hot path (DESIGN §10).
+    logging.getLogger("faststream").setLevel(logging.WARNING)
 
 
 @cli.command()
