@@ -12,6 +12,7 @@ from tests.support import REPORT, Stack
 
 async def test_report_in_an_org_without_directory_is_dead_lettered(stack: Stack) -> None:
     names = stack.settings.subjects
+    assert stack.settings.nats_url is not None
     nc = await nats.connect(stack.settings.nats_url)
     try:
         js = nc.jetstream()
