@@ -12,7 +12,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 from services.incidents.domain import DomainError, Incident, apply_event, new_state
 from services.incidents.store import IncidentLog
 from shared.auth import Principal
-from shared.canonical import canonical_json, rfc3339, verify_chain
+from shared.canonical import canonical_json, rfc3339
 from shared.http import Problem
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,100}$")]
@@ -177,7 +177,7 @@ def build_router(log: IncidentLog, caller: Callable[..., Awaitable[Principal]]) 
     def verify(incident_id: UUID, who: Caller) -> VerifyOut:
         if log.get(incident_id, who.org_id) is None:
             raise _not_found(incident_id)
-        report = verify_chain(log.exported_events(incident_id))
+        report = log.verify(incident_id)
         return VerifyOut(
             valid=report.valid,
             length=report.length,

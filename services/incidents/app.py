@@ -6,15 +6,21 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from services.incidents import api
 from services.incidents import bus as incident_bus
 from services.incidents.settings import IncidentSettings
-from services.incidents.store import IncidentLog
+from services.incidents.store import DamagedLog, IncidentLog
 from shared import bus
 from shared.auth import signing_key
-from shared.http import caller_dependency, health_router, install_problem_handlers
+from shared.http import (
+    caller_dependency,
+    health_router,
+    install_problem_handlers,
+    problem_response,
+)
 
 
 def create_app(settings: IncidentSettings | None = None) -> FastAPI:
@@ -49,6 +55,15 @@ def create_app(settings: IncidentSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="kriselogg incidents", version="1", lifespan=lifespan)
     install_problem_handlers(app)
+
+    async def on_damaged(_: Request, exc: Exception) -> JSONResponse:
+        return problem_response(
+            409,
+            "Incident log is damaged",
+            "Stored events of this incident can no longer be read; ask an auditor to verify it.",
+        )
+
+    app.add_exception_handler(DamagedLog, on_damaged)
     app.include_router(health_router({"store": store_ready, "bus": bus_ready}))
     app.include_router(api.build_router(store, caller_dependency(signing_key(settings))))
     app.state.store = store
