@@ -82,3 +82,23 @@ class DeadLetterV1(Contract):
     original_msg_id: str | None = None
     stream_seq: int | None = None
     body: str
+
+
+class AnchorQueryV1(Contract):
+    """Asks the anchor keeper for the latest head it saw of one incident (request-reply)."""
+
+    schema_name: ClassVar[str] = "AnchorQuery"
+    org_id: str
+    incident_id: str
+
+
+class AnchorV1(Contract):
+    """The latest head (seq, hash) of an incident as seen on the bus, kept outside its store."""
+
+    schema_name: ClassVar[str] = "Anchor"
+    org_id: str
+    incident_id: str
+    found: bool
+    seq: int = 0
+    hash: str = ""
+    anchored_at: str | None = None

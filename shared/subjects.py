@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-Source = Literal["incident", "alert", "document", "anchor"]
+Source = Literal["incident", "alert", "document"]
 
 # NATS subject tokens may not contain '.', '*', '>' or whitespace; organisation ids are slugs.
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -48,6 +48,13 @@ class Subjects:
         """Filter for one kind of message across organisations (a consumer's filter subject)."""
         tail = event_name if event_name == ">" else check_token(event_name)
         return f"{self.root}.*.{source}.{tail}"
+
+    def request(self, org_id: str, name: str) -> str:
+        """Request-reply subjects live outside the stream, or JetStream would answer them."""
+        return f"{self.root}-rpc.{check_token(org_id)}.{check_token(name)}"
+
+    def all_orgs_request(self, name: str) -> str:
+        return f"{self.root}-rpc.*.{check_token(name)}"
 
     def dead_letter(self, service: str, reason_kind: str) -> str:
         return f"{self.dead_letter_root}.{check_token(service)}.{check_token(reason_kind)}"

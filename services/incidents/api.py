@@ -1,5 +1,6 @@
 """HTTP API of the incident log (DESIGN §8). The organisation always comes from the token."""
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -9,7 +10,14 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from services.incidents.domain import DomainError, Incident, apply_event, new_state
+from services.incidents.domain import (
+    AnchorUnavailable,
+    DomainError,
+    Incident,
+    apply_event,
+    check_anchor,
+    new_state,
+)
 from services.incidents.store import IncidentLog
 from shared.auth import Principal
 from shared.canonical import canonical_json, rfc3339
@@ -72,6 +80,14 @@ class VerifyOut(BaseModel):
     head_hash: str
     first_invalid_seq: int | None
     reason: str | None = None
+    anchor_checked: bool = Field(
+        description="False when the anchor keeper did not answer; the chain alone was checked"
+    )
+    anchored_seq: int | None = None
+
+
+AnchorLookup = Callable[[str, str], Awaitable[tuple[int, str] | None]]
+"""(org_id, incident_id) -> the latest anchored (seq, hash), or None when there is none."""
 
 
 def _written(incident: Incident) -> Written:
@@ -82,7 +98,9 @@ def _not_found(incident_id: UUID) -> Problem:
     return Problem(404, "Incident not found", f"No incident {incident_id} in your organisation.")
 
 
-def build_router(log: IncidentLog, caller: Callable[..., Awaitable[Principal]]) -> APIRouter:
+def build_router(
+    log: IncidentLog, caller: Callable[..., Awaitable[Principal]], anchor_lookup: AnchorLookup
+) -> APIRouter:
     router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
     Caller = Annotated[Principal, Depends(caller)]
 
@@ -174,16 +192,29 @@ def build_router(log: IncidentLog, caller: Callable[..., Awaitable[Principal]]) 
         return {"incident": state, "events": events}
 
     @router.get("/{incident_id}/verify", response_model=VerifyOut)
-    def verify(incident_id: UUID, who: Caller) -> VerifyOut:
-        if log.get(incident_id, who.org_id) is None:
+    async def verify(incident_id: UUID, who: Caller) -> VerifyOut:
+        if await asyncio.to_thread(log.get, incident_id, who.org_id) is None:
             raise _not_found(incident_id)
-        report = log.verify(incident_id)
+        report, hashes = await asyncio.to_thread(log.verify, incident_id)
+        valid, first_bad, reason = report.valid, report.first_invalid_seq, report.reason
+        try:
+            anchor = await anchor_lookup(who.org_id, str(incident_id))
+        except AnchorUnavailable:
+            anchor, checked = None, False
+        else:
+            checked = True
+        if anchor is not None:
+            mismatch = check_anchor(len(hashes), hashes, anchor[0], anchor[1])
+            if mismatch is not None and (first_bad is None or mismatch[0] < first_bad):
+                valid, (first_bad, reason) = False, mismatch
         return VerifyOut(
-            valid=report.valid,
+            valid=valid,
             length=report.length,
             head_hash=report.head_hash,
-            first_invalid_seq=report.first_invalid_seq,
-            reason=report.reason,
+            first_invalid_seq=first_bad,
+            reason=reason,
+            anchor_checked=checked,
+            anchored_seq=anchor[0] if anchor else None,
         )
 
     @router.get("/{incident_id}/export")

@@ -65,7 +65,13 @@ def create_app(settings: IncidentSettings | None = None) -> FastAPI:
 
     app.add_exception_handler(DamagedLog, on_damaged)
     app.include_router(health_router({"store": store_ready, "bus": bus_ready}))
-    app.include_router(api.build_router(store, caller_dependency(signing_key(settings))))
+
+    async def anchor_lookup(org_id: str, incident_id: str) -> tuple[int, str] | None:
+        return await incident_bus.lookup_anchor(broker, settings.subjects, org_id, incident_id)
+
+    app.include_router(
+        api.build_router(store, caller_dependency(signing_key(settings)), anchor_lookup)
+    )
     app.state.store = store
     app.state.relay = relay
     app.state.broker = broker

@@ -8,13 +8,15 @@ import logging
 from typing import Any
 from uuid import UUID
 
+import nats.errors
 from eventsourcing.persistence import IntegrityError, Tracking
 from faststream.nats import NatsBroker
 from faststream.nats.annotations import NatsMessage
 
+from services.incidents.domain import AnchorUnavailable
 from services.incidents.store import RELAY_TRACKER, IncidentLog
 from shared import bus
-from shared.schemas import AlertFactV1, IncidentEventV1
+from shared.schemas import AlertFactV1, AnchorQueryV1, AnchorV1, IncidentEventV1
 from shared.settings import Settings
 from shared.subjects import Subjects
 
@@ -100,6 +102,25 @@ class Relay:
                     self.published += 1
                 position = notification.id
             await asyncio.to_thread(self.store.set_position, RELAY_TRACKER, position)
+
+
+async def lookup_anchor(
+    broker: NatsBroker, names: Subjects, org_id: str, incident_id: str
+) -> tuple[int, str] | None:
+    """Ask the anchor keeper (documents) over the bus for an incident's latest anchored head."""
+    query = AnchorQueryV1(org_id=org_id, incident_id=incident_id)
+    try:
+        reply = await broker.connection.request(
+            names.request(org_id, "AnchorQuery"), query.model_dump_json().encode(), timeout=2.0
+        )
+    except (
+        nats.errors.TimeoutError,
+        nats.errors.NoRespondersError,
+        nats.errors.ConnectionClosedError,
+    ) as exc:
+        raise AnchorUnavailable(type(exc).__name__) from exc
+    anchor = AnchorV1.model_validate_json(reply.data)
+    return (anchor.seq, anchor.hash) if anchor.found else None
 
 
 def fact_data(fact: AlertFactV1) -> dict[str, Any]:

@@ -305,3 +305,28 @@ def _chained(
         "prev_hash": prev_hash,
         "hash": exported["hash"],
     }
+
+
+class AnchorUnavailable(Exception):
+    """The anchor keeper did not answer: the chain can be checked, the anchor cannot."""
+
+
+def check_anchor(
+    stored_length: int, hashes: list[str], anchored_seq: int, anchored_hash: str
+) -> tuple[int, str] | None:
+    """Compare a stream with its latest anchor: (first bad seq, reason), or None if consistent.
+
+    The anchor was taken from the bus when the event was first published, so a store that was
+    cut short, or rewritten into another consistent chain, no longer matches it.
+    """
+    if anchored_seq > stored_length:
+        return (
+            stored_length + 1,
+            f"truncated: the log ends at seq {stored_length}, but seq {anchored_seq} was anchored",
+        )
+    if anchored_seq and hashes[anchored_seq - 1] != anchored_hash:
+        return (
+            anchored_seq,
+            f"rewritten: the hash of seq {anchored_seq} differs from the anchored hash",
+        )
+    return None

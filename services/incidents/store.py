@@ -145,14 +145,25 @@ class IncidentLog(Application[UUID]):
             if isinstance(event, Incident.Event)
         ]
 
-    def verify(self, incident_id: UUID) -> ChainReport:
+    def verify(self, incident_id: UUID) -> tuple[ChainReport, list[str]]:
         """Check the stored stream itself, event by event, never trusting the aggregate cache.
 
         A stored event that no longer decrypts, decompresses or parses is reported as the first
         invalid seq with the reason, like a broken hash; nothing here raises on damaged data.
+        Also returns the stored `hash` of every event, for the comparison with the anchor.
         """
         exported: list[dict[str, Any]] = []
-        for expected, stored in enumerate(self.recorder.select_events(incident_id), start=1):
+        stored_events = self.recorder.select_events(incident_id)
+        hashes = [""] * len(stored_events)
+        report = self._verify_stored(stored_events, exported)
+        for i, event in enumerate(exported):
+            hashes[i] = event["hash"]
+        return report, hashes
+
+    def _verify_stored(
+        self, stored_events: Sequence[Any], exported: list[dict[str, Any]]
+    ) -> ChainReport:
+        for expected, stored in enumerate(stored_events, start=1):
             if stored.originator_version != expected:
                 return _broken(exported, expected, f"event {expected} is missing from the store")
             try:
