@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import nats
+from nats.aio.msg import Msg
 
 from shared.auth import issue_token
 from shared.infra import free_port
@@ -73,7 +74,7 @@ async def test_sigkill_mid_burst_loses_and_duplicates_nothing(
             seen: dict[str, int] = {}
             arrived = asyncio.Condition()
 
-            async def on_msg(msg: nats.aio.msg.Msg) -> None:
+            async def on_msg(msg: Msg) -> None:
                 msg_id = (msg.headers or {})["Nats-Msg-Id"]
                 async with arrived:
                     seen[msg_id] = seen.get(msg_id, 0) + 1
