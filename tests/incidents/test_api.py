@@ -142,3 +142,49 @@ async def test_log_correct_close_and_closed_rules(stack: Stack) -> None:
     verified = (await stack.client.get(f"{base}/verify", headers=stack.auth())).json()
     assert verified["valid"] is True
     assert verified["head_hash"] == note.json()["hash"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("measures", {"title": "Ringte politiet", "status": "finished"}),
+        ("measures", {"status": "done"}),  # neither measure_id nor title
+        ("measures", {"title": "x", "status": "done", "performed_at": "i går"}),
+        ("notes", {"text": ""}),
+        ("notes", {"text": "y" * 100_000}),
+        ("notes", ["not", "an", "object"]),
+        ("corrections", {"seq": "two", "reason": "feil"}),
+        ("corrections", {"seq": 0, "reason": "feil"}),
+        ("close", {}),
+    ],
+)
+async def test_bad_entries_are_422_and_leave_the_log_untouched(
+    stack: Stack, path: str, body: object
+) -> None:
+    incident_id = (await stack.report())["id"]
+    await stack.alerts.wait_for(lambda seen: len(seen[incident_id]) == 2)
+    response = await stack.client.post(
+        f"/api/v1/incidents/{incident_id}/{path}", json=body, headers=stack.auth()
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"]
+    assert (await stack.timeline(incident_id))["incident"]["length"] == 3
+
+
+async def test_list_shows_own_incidents_by_status(stack: Stack) -> None:
+    first = (await stack.report(title="Første"))["id"]
+    second = (await stack.report(title="Andre"))["id"]
+    closed = await stack.client.post(
+        f"/api/v1/incidents/{first}/close", json={"summary": "Ferdig"}, headers=stack.auth()
+    )
+    assert closed.status_code == 201
+    listed = await stack.client.get("/api/v1/incidents", headers=stack.auth())
+    assert [i["id"] for i in listed.json()] == [second, first]  # newest first
+    open_only = await stack.client.get(
+        "/api/v1/incidents", params={"status": "open"}, headers=stack.auth()
+    )
+    assert [i["id"] for i in open_only.json()] == [second]
+    assert open_only.json()[0]["title"] == "Andre"
+    bad = await stack.client.get("/api/v1/incidents", params={"status": "x"}, headers=stack.auth())
+    assert bad.status_code == 422
