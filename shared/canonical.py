@@ -48,11 +48,16 @@ class ChainReport:
     reason: str | None = None
 
 
-def verify_chain(events: Iterable[Mapping[str, Any]]) -> ChainReport:
-    """Check seq numbering, prev_hash links and every hash; stop at the first bad event."""
-    prev = GENESIS_HASH
-    length = 0
-    for expected_seq, event in enumerate(events, start=1):
+def verify_chain(
+    events: Iterable[Mapping[str, Any]], *, after_seq: int = 0, after_hash: str = GENESIS_HASH
+) -> ChainReport:
+    """Check seq numbering, prev_hash links and every hash; stop at the first bad event.
+
+    `after_seq`/`after_hash` continue a chain whose first `after_seq` events were checked before.
+    """
+    prev = after_hash
+    length = after_seq
+    for expected_seq, event in enumerate(events, start=after_seq + 1):
         seq = event.get("seq")
         if seq != expected_seq:
             return ChainReport(False, length, prev, expected_seq, f"expected seq {expected_seq}")

@@ -55,6 +55,8 @@ def test_intact_log_verifies(store: IncidentLog) -> None:
 
 def test_edited_stored_bytes_are_reported_at_that_seq(store: IncidentLog) -> None:
     incident_id = new_incident(store, notes=5)
+    # Verified once first: what verify remembers between runs must not hide a later change.
+    assert store.verify(incident_id)[0].valid
     flip_byte(store, incident_id, 4)
     report, _ = store.verify(incident_id)
     assert not report.valid
