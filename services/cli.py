@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import signal
@@ -133,7 +132,7 @@ def up(
         # handler SIGTERM would kill us before `finally` stops nats-server. Stopping is done.
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: None)
-        asyncio.run(server.serve())
+        server.run()
         if not server.started:
             raise typer.Exit(1)
     finally:

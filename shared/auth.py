@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +33,7 @@ class Principal:
     org_id: str
     roles: frozenset[str]
     name: str
+    expires_at: int = 0
 
     def has_any(self, *roles: str) -> bool:
         return bool(self.roles.intersection(roles))
@@ -105,4 +107,30 @@ def verify_token(key: str, token: str) -> Principal:
         org_id=str(claims["org"]),
         roles=frozenset(roles) & ROLES,
         name=str(claims.get("name") or claims["sub"]),
+        expires_at=int(claims["exp"]),
     )
+
+
+class TokenVerifier:
+    """verify_token with a bounded memory of tokens already checked.
+
+    A leader's phone sends the same token with every tap; checking its signature once, and
+    only its expiry after that, takes a measurable share off every request.
+    """
+
+    def __init__(self, key: str, size: int = 4096) -> None:
+        self.key = key
+        self.size = size
+        self._known: dict[str, Principal] = {}
+
+    def __call__(self, token: str) -> Principal:
+        principal = self._known.get(token)
+        if principal is None:
+            principal = verify_token(self.key, token)
+            if len(self._known) >= self.size:
+                self._known.pop(next(iter(self._known)))
+            self._known[token] = principal
+        if principal.expires_at <= time.time():
+            self._known.pop(token, None)
+            raise TokenError("the token has expired")
+        return principal

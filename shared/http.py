@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.auth import Principal, TokenError, verify_token
+from shared.auth import Principal, TokenError, TokenVerifier
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
@@ -78,6 +78,7 @@ _bearer = HTTPBearer(auto_error=False)
 
 def caller_dependency(key: str) -> Callable[..., Awaitable[Principal]]:
     """The authenticated caller; the organisation always comes from here, never from the request."""
+    verify = TokenVerifier(key)
 
     async def caller(
         creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -85,7 +86,7 @@ def caller_dependency(key: str) -> Callable[..., Awaitable[Principal]]:
         if creds is None or creds.scheme.lower() != "bearer":
             raise Problem(401, "Not signed in", "Send 'Authorization: Bearer <token>'.")
         try:
-            return verify_token(key, creds.credentials)
+            return verify(creds.credentials)
         except TokenError as exc:
             raise Problem(401, "Not signed in", str(exc)) from exc
 

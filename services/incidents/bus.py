@@ -87,8 +87,9 @@ class Relay:
             )
             if not notifications:
                 return
-            for notification in notifications:
-                exported = await asyncio.to_thread(self.store.exported, notification)
+            # One thread hop per batch, not per event: decoding is the store's (blocking) work.
+            decoded = await asyncio.to_thread(self.store.exported_batch, notifications)
+            for notification, exported in zip(notifications, decoded, strict=True):
                 if exported is not None:
                     message = IncidentEventV1.model_validate(exported)
                     await bus.publish(

@@ -373,6 +373,9 @@ class IncidentLog(Application[UUID]):
         event = self.mapper.to_domain_event(notification)
         return event.export() if isinstance(event, Incident.Event) else None
 
+    def exported_batch(self, notifications: Sequence[Notification]) -> list[dict[str, Any] | None]:
+        return [self.exported(n) for n in notifications]
+
     def position(self, tracker: str) -> int:
         return self.process_recorder.max_tracking_id(tracker) or 0
 

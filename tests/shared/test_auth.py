@@ -38,3 +38,19 @@ def test_key_file_is_created_once_and_private(tmp_path: Path) -> None:
     assert signing_key(settings) == first
     assert (tmp_path / "secret.key").stat().st_mode & 0o777 == 0o600
     assert signing_key(Settings(data_dir=tmp_path, secret_key="from-env")) == "from-env"
+
+
+def test_remembered_tokens_still_expire_and_forgeries_never_pass() -> None:
+    from shared.auth import TokenVerifier
+
+    verify = TokenVerifier("k" * 32, size=2)
+    good = issue_token("k" * 32, org_id="o", person_id="p", name="P", roles=["leader"])
+    assert verify(good).person_id == "p"
+    assert verify(good).person_id == "p"  # from memory
+    short = issue_token("k" * 32, org_id="o", person_id="p", name="P", roles=[],
+                        ttl=timedelta(seconds=-1))  # fmt: skip
+    with pytest.raises(TokenError):
+        verify(short)
+    forged = issue_token("x" * 32, org_id="o", person_id="p", name="P", roles=[])
+    with pytest.raises(TokenError):
+        verify(forged)
