@@ -305,8 +305,35 @@ class IncidentLog(Application[UUID]):
         replicas are reconciled by the library's optimistic version check and a retry.
         """
         with self._incident_lock(incident_id):
-            return self._append(incident_id, org_id, kind, actor=actor, data=data,
-                                occurred_at=occurred_at, tracking=tracking)  # fmt: skip
+            for attempt in range(MAX_CONFLICT_RETRIES):
+                if attempt:
+                    time.sleep(random.uniform(0, 0.005 * attempt))  # noqa: S311 -- jitter only
+                incident = self.get(incident_id, org_id)
+                if incident is None:
+                    return None
+                incident.record(
+                    kind, actor=actor, data=data, occurred_at=occurred_at, now=datetime.now(UTC)
+                )
+                # Application.save() without a way to pass the tracking record; same steps.
+                processing = ProcessingEvent[UUID](tracking=tracking)
+                processing.collect_events(incident)
+                try:
+                    self._record(processing)
+                except IntegrityError:
+                    self._evict(incident_id)
+                    if tracking is not None and self.process_recorder.has_tracking_id(
+                        tracking.application_name, tracking.notification_id
+                    ):
+                        raise
+                    continue
+                except BaseException:
+                    # The shared cached aggregate now holds an event that was never stored.
+                    self._evict(incident_id)
+                    raise
+                self._take_snapshots(processing)
+                self.on_saved()
+                return incident
+        raise RuntimeError(f"gave up after {MAX_CONFLICT_RETRIES} concurrent-write conflicts")
 
     def _incident_lock(self, incident_id: UUID) -> threading.RLock:
         with self._locks_guard:
@@ -314,49 +341,6 @@ class IncidentLog(Application[UUID]):
             if lock is None:
                 lock = self._locks[incident_id] = threading.RLock()
             return lock
-
-    def _append(
-        self,
-        incident_id: UUID,
-        org_id: str,
-        kind: str,
-        *,
-        actor: dict[str, str],
-        data: dict[str, Any],
-        occurred_at: datetime | None,
-        tracking: Tracking | None,
-    ) -> Incident | None:
-        for attempt in range(MAX_CONFLICT_RETRIES):
-            if attempt:
-                time.sleep(random.uniform(0, 0.005 * attempt))  # noqa: S311 -- jitter only
-            incident = self.get(incident_id, org_id)
-            if incident is None:
-                return None
-            incident.record(
-                kind, actor=actor, data=data, occurred_at=occurred_at, now=datetime.now(UTC)
-            )
-            try:
-                if tracking is None:
-                    self.save(incident)
-                else:
-                    processing = ProcessingEvent[UUID](tracking=tracking)
-                    processing.collect_events(incident)
-                    self._record(processing)
-                    self._take_snapshots(processing)
-            except IntegrityError:
-                self._evict(incident_id)
-                if tracking is not None and self.process_recorder.has_tracking_id(
-                    tracking.application_name, tracking.notification_id
-                ):
-                    raise
-                continue
-            except BaseException:
-                # The shared cached aggregate now holds an event that was never stored.
-                self._evict(incident_id)
-                raise
-            self.on_saved()
-            return incident
-        raise RuntimeError(f"gave up after {MAX_CONFLICT_RETRIES} concurrent-write conflicts")
 
     def _evict(self, incident_id: UUID) -> None:
         cache = self.repository.cache
