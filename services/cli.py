@@ -80,6 +80,23 @@ def seed_demo(notify: FastAPI) -> None:
     notify.state.store.put_directory(directory)
 
 
+class ReadyServer(uvicorn.Server):
+    """uvicorn that says so on stdout once it listens and every lifespan has started.
+
+    Scripts, supervisors and the tests wait for this line instead of polling the port.
+    """
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            print(
+                f"{READY_LINE} http://{self.config.host}:{self.config.port}", flush=True
+            )
+
+
+READY_LINE = "kriselogg: ready on"
+
+
 def _configure_logging(level: str) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # FastStream logs every consumed message at INFO: noise on the hot path (DESIGN §10).
@@ -127,7 +144,7 @@ def up(
             lifespan="on",
             timeout_graceful_shutdown=10,
         )
-        server = uvicorn.Server(config)
+        server = ReadyServer(config)
         # uvicorn re-raises the stop signal after its graceful shutdown; with the default
         # handler SIGTERM would kill us before `finally` stops nats-server. Stopping is done.
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -157,7 +174,9 @@ def serve(
         typer.echo("KRISELOGG_NATS_URL must point at the NATS server.", err=True)
         raise typer.Exit(2)
     app = build_app(service, settings)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    ReadyServer(
+        uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    ).run()
 
 
 @cli.command()

@@ -6,10 +6,16 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import httpx
+
+from services.cli import READY_LINE
+
+# pid -> (set when the process prints its ready line, its log file)
+_watched: dict[int, tuple[threading.Event, Path]] = {}
 
 
 def kriselogg_command() -> list[str]:
@@ -23,37 +29,52 @@ def kriselogg_command() -> list[str]:
 
 
 def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            kriselogg_command() + args,
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    """Start `kriselogg ARGS`; its output goes to `log`, and its ready line is watched for."""
+    proc = subprocess.Popen(
+        kriselogg_command() + args,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    ready = threading.Event()
+    _watched[proc.pid] = (ready, log)
+
+    def copy_output() -> None:
+        assert proc.stdout is not None
+        with log.open("wb") as out:
+            for line in proc.stdout:
+                out.write(line)
+                out.flush()
+                if line.startswith(READY_LINE.encode()):
+                    ready.set()
+
+    threading.Thread(target=copy_output, daemon=True).start()
+    return proc
 
 
-def wait_until_ready(urls: list[str], proc_logs: list[Path], deadline_s: float) -> float:
-    """Poll the readiness probes until all answer 200; returns the seconds it took.
+def wait_until_ready(
+    procs: list[subprocess.Popen[bytes]], urls: list[str], deadline_s: float
+) -> float:
+    """Await every process's ready line, then check each probe answers 200 once.
 
-    Polling is the point here: a fresh process has no event to await, and the acceptance
-    criterion is itself a deadline.
+    Returns the seconds from the call until all were ready.
     """
     started = time.monotonic()
-    pending = list(urls)
-    with httpx.Client(timeout=1.0) as client:
-        while pending:
-            if time.monotonic() - started > deadline_s:
-                logs = "\n".join(p.read_text(errors="replace")[-2000:] for p in proc_logs)
-                raise AssertionError(f"not ready within {deadline_s}s: {pending}\n{logs}")
-            try:
-                if client.get(pending[0]).status_code == 200:
-                    pending.pop(0)
-                    continue
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-    return time.monotonic() - started
+    for proc in procs:
+        ready, log = _watched[proc.pid]
+        left = max(0.0, deadline_s - (time.monotonic() - started))
+        if not ready.wait(left):
+            raise AssertionError(
+                f"not ready within {deadline_s}s (exit code {proc.poll()}):\n"
+                + log.read_text(errors="replace")[-3000:]
+            )
+    took = time.monotonic() - started
+    with httpx.Client(timeout=5.0) as client:
+        for url in urls:
+            response = client.get(url)
+            assert response.status_code == 200, f"{url}: {response.status_code} {response.text}"
+    return took
 
 
 def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGINT, timeout: float = 20) -> int:

@@ -56,7 +56,7 @@ async def test_sigkill_mid_burst_loses_and_duplicates_nothing(
     log = tmp_path / "incidents.log"
     proc = start(["serve", "incidents", "--port", str(port)], env, log)
     try:
-        await asyncio.to_thread(wait_until_ready, [f"{url}/readyz"], [log], 30)
+        await asyncio.to_thread(wait_until_ready, [proc], [f"{url}/readyz"], 30)
         async with httpx.AsyncClient(timeout=10) as client:
             burst = [asyncio.create_task(writer(client)) for _ in range(WRITERS)]
             await asyncio.wait_for(enough.wait(), 60)
@@ -66,7 +66,7 @@ async def test_sigkill_mid_burst_loses_and_duplicates_nothing(
         assert KILL_AFTER <= len(accepted) < WRITERS * PER_WRITER, "the kill came too late"
 
         proc = start(["serve", "incidents", "--port", str(port)], env, tmp_path / "restart.log")
-        await asyncio.to_thread(wait_until_ready, [f"{url}/readyz"], [log], 30)
+        await asyncio.to_thread(wait_until_ready, [proc], [f"{url}/readyz"], 30)
 
         nc = await nats.connect(nats_url)
         try:

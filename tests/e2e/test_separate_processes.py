@@ -41,8 +41,8 @@ async def test_thin_path_across_four_processes_on_postgres(
     try:
         await asyncio.to_thread(
             wait_until_ready,
+            procs,
             [f"http://127.0.0.1:{p}/readyz" for p in ports.values()],
-            logs,
             30,
         )
         names = Subjects(namespace)

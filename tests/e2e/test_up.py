@@ -25,7 +25,7 @@ def test_up_serves_every_service_and_ctrl_c_leaves_nothing_behind(tmp_path: Path
     )
     try:
         probes = [f"{base}/{kind}/{name}" for name in SERVICES for kind in ("healthz", "readyz")]
-        took = wait_until_ready(probes, [log], deadline_s=20)
+        took = wait_until_ready([proc], probes, deadline_s=20)
         assert took < 20
         children = psutil.Process(proc.pid).children(recursive=True)
         assert any("nats-server" in c.name() for c in children), "embedded NATS not started"
