@@ -89,9 +89,7 @@ class ReadyServer(uvicorn.Server):
     async def startup(self, sockets: Any = None) -> None:
         await super().startup(sockets)
         if self.started:
-            print(
-                f"{READY_LINE} http://{self.config.host}:{self.config.port}", flush=True
-            )
+            print(f"{READY_LINE} http://{self.config.host}:{self.config.port}", flush=True)
 
 
 READY_LINE = "kriselogg: ready on"
