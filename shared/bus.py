@@ -6,6 +6,8 @@ all built the same way (durable pull consumers, explicit ack, bounded redelivery
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,6 +25,27 @@ from shared.settings import Settings
 from shared.subjects import Subjects
 
 log = logging.getLogger(__name__)
+
+
+def raise_if_cancelled() -> None:
+    """Stop a background loop whose cancellation was swallowed.
+
+    On Python 3.11, `asyncio.wait_for` (used inside nats-py's request path) returns the result
+    instead of raising when a cancel races with it; the loop then runs on and shutdown waits for
+    it forever. The cancel request stays counted on the task, so a loop checks it each turn.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+async def wait_for_wake(event: asyncio.Event, seconds: float) -> None:
+    """Wait for `event` or `seconds`, then clear it; cancellable on every Python we support."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    event.clear()
+
 
 # Redelivery delays for a message whose handler failed: quick retries first, then slower, so a
 # short outage of a dependency (the SMTP server, the incidents store) heals without a dead letter.

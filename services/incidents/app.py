@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from services.incidents import api
 from services.incidents import bus as incident_bus
 from services.incidents.settings import IncidentSettings
-from services.incidents.store import DamagedLog, IncidentLog
+from services.incidents.store import DamagedLog, IncidentLog, StoreClosed
 from shared import bus
 from shared.auth import signing_key
 from shared.http import (
@@ -63,7 +63,15 @@ def create_app(settings: IncidentSettings | None = None) -> FastAPI:
             "Stored events of this incident can no longer be read; ask an auditor to verify it.",
         )
 
+    async def on_closing(_: Request, exc: Exception) -> JSONResponse:
+        response = problem_response(
+            503, "Shutting down", "The incident service is restarting; try again in a moment."
+        )
+        response.headers["Retry-After"] = "5"
+        return response
+
     app.add_exception_handler(DamagedLog, on_damaged)
+    app.add_exception_handler(StoreClosed, on_closing)
     app.include_router(health_router({"store": store_ready, "bus": bus_ready}))
 
     async def anchor_lookup(org_id: str, incident_id: str) -> tuple[int, str] | None:

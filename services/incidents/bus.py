@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 from uuid import UUID
@@ -60,6 +59,7 @@ class Relay:
         self._loop = asyncio.get_running_loop()
         failures = 0
         while True:
+            bus.raise_if_cancelled()
             try:
                 await self.drain()
                 failures = 0
@@ -74,13 +74,12 @@ class Relay:
                 await asyncio.sleep(delay)
                 continue
             # The timeout is a safety net for events committed by another replica of this service.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
-            self._wake.clear()
+            await bus.wait_for_wake(self._wake, 1.0)
 
     async def drain(self) -> None:
         position = await asyncio.to_thread(self.store.position, RELAY_TRACKER)
         while True:
+            bus.raise_if_cancelled()
             self._wake.clear()
             notifications = await asyncio.to_thread(
                 self.store.notifications_after, position, self.batch

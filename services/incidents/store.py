@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
+import logging
 import os
 import random
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
@@ -29,6 +31,60 @@ from shared.canonical import GENESIS_HASH, ChainReport, verify_chain
 RELAY_TRACKER = "relay:jetstream"
 # Optimistic concurrency: a stale cached aggregate loses the race for version N+1 and reloads.
 MAX_CONFLICT_RETRIES = 20
+
+
+log = logging.getLogger(__name__)
+
+
+class StoreClosed(Exception):
+    """The store is shutting down; the caller retries later (a bus message is redelivered)."""
+
+
+class _Gate:
+    """Counts calls inside the store, so that close() waits for them.
+
+    Store calls run in worker threads (`asyncio.to_thread`); cancelling the task that awaits one
+    does not stop the thread. Closing the database under a running statement crashes SQLite, so
+    close() lets the calls in flight finish and turns new ones away.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._active = 0
+        self._closed = False
+
+    @contextlib.contextmanager
+    def inside(self) -> Iterator[None]:
+        with self._changed:
+            if self._closed:
+                raise StoreClosed("the incident store is shutting down")
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._active -= 1
+                self._changed.notify_all()
+
+    def close(self, timeout: float) -> bool:
+        with self._changed:
+            self._closed = True
+            return self._changed.wait_for(lambda: self._active == 0, timeout)
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _guarded(
+    method: Callable[Concatenate[IncidentLog, P], T],
+) -> Callable[Concatenate[IncidentLog, P], T]:
+    @functools.wraps(method)
+    def wrapper(self: IncidentLog, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        with self._gate.inside():
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 class DamagedLog(Exception):
@@ -128,6 +184,12 @@ class IncidentLog(Application[UUID]):
         self.decoded_cache_incidents = settings.aggregate_cache_size or 1
         self._exported: OrderedDict[UUID, list[dict[str, Any]]] = OrderedDict()
         self._verified: dict[UUID, list[tuple[bytes, str]]] = {}
+        self._gate = _Gate()
+
+    def close(self) -> None:
+        if not self._gate.close(timeout=30):
+            log.warning("incident store closed with calls still running")
+        super().close()
 
     def construct_recorder(self) -> ProcessRecorder:
         # A process recorder writes tracking records atomically with new events (exactly-once).
@@ -140,6 +202,7 @@ class IncidentLog(Application[UUID]):
 
     # --- reading ----------------------------------------------------------------------------
 
+    @_guarded
     def get(self, incident_id: UUID, org_id: str, version: int | None = None) -> Incident | None:
         """The incident, or None when it does not exist *or belongs to another organisation*."""
         try:
@@ -154,6 +217,7 @@ class IncidentLog(Application[UUID]):
         assert isinstance(incident, Incident)
         return incident if incident.org_id == org_id else None
 
+    @_guarded
     def exported_events(
         self, incident_id: UUID, until_seq: int | None = None
     ) -> list[dict[str, Any]]:
@@ -176,12 +240,14 @@ class IncidentLog(Application[UUID]):
                     self._exported.popitem(last=False)
         return cached[:until_seq] if until_seq is not None else list(cached)
 
+    @_guarded
     def state_json(self, incident_id: UUID, org_id: str) -> bytes | None:
         """The current state as JSON, serialised while no writer can change it."""
         with self._incident_lock(incident_id):
             incident = self.get(incident_id, org_id)
             return None if incident is None else json.dumps(incident.state).encode()
 
+    @_guarded
     def verify(self, incident_id: UUID) -> tuple[ChainReport, list[str]]:
         """Check the stored stream itself, event by event, never trusting the aggregate cache.
 
@@ -239,6 +305,7 @@ class IncidentLog(Application[UUID]):
             exported.append(event.export())
         return verify_chain(exported, after_seq=after_seq, after_hash=after_hash)
 
+    @_guarded
     def list_incidents(self, org_id: str, status: str | None) -> list[IndexEntry]:
         self._catch_up_index()
         entries = [e for e in self._index.values() if e.org_id == org_id]
@@ -278,6 +345,7 @@ class IncidentLog(Application[UUID]):
 
     # --- writing ----------------------------------------------------------------------------
 
+    @_guarded
     def report(
         self, *, org_id: str, actor: dict[str, str], data: dict[str, Any], occurred_at: datetime
     ) -> Incident:
@@ -288,6 +356,7 @@ class IncidentLog(Application[UUID]):
         self.on_saved()
         return incident
 
+    @_guarded
     def append(
         self,
         incident_id: UUID,
@@ -350,19 +419,24 @@ class IncidentLog(Application[UUID]):
 
     # --- the relay's and the consumers' positions ------------------------------------------
 
+    @_guarded
     def notifications_after(self, position: int, limit: int) -> Sequence[Notification]:
         return self.recorder.select_notifications(position, limit, inclusive_of_start=False)
 
+    @_guarded
     def exported(self, notification: Notification) -> dict[str, Any] | None:
         event = self.mapper.to_domain_event(notification)
         return event.export() if isinstance(event, Incident.Event) else None
 
+    @_guarded
     def exported_batch(self, notifications: Sequence[Notification]) -> list[dict[str, Any] | None]:
         return [self.exported(n) for n in notifications]
 
+    @_guarded
     def position(self, tracker: str) -> int:
         return self.process_recorder.max_tracking_id(tracker) or 0
 
+    @_guarded
     def set_position(self, tracker: str, position: int) -> None:
         # IntegrityError: another replica got there first; the position only moves forward.
         with contextlib.suppress(IntegrityError):

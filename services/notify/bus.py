@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from datetime import UTC, datetime
@@ -109,6 +108,7 @@ class Dispatcher:
         """Safety net after a crash or a bus outage: finish what was recorded but not done."""
         failures = 0
         while True:
+            bus.raise_if_cancelled()
             try:
                 await self.deliver_pending()
                 failures = 0
@@ -119,9 +119,7 @@ class Dispatcher:
                 log.warning("dispatcher: %s, retrying", type(exc).__name__)
                 await asyncio.sleep(min(0.1 * 2**failures, 5.0))
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=2.0)
-            self._wake.clear()
+            await bus.wait_for_wake(self._wake, 2.0)
 
 
 def register(
