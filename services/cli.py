@@ -29,6 +29,8 @@ cli = typer.Typer(
 )
 directory_cli = typer.Typer(help="The organisation directory.", no_args_is_help=True)
 cli.add_typer(directory_cli, name="directory")
+catalogue_cli = typer.Typer(help="The guidance catalogue.", no_args_is_help=True)
+cli.add_typer(catalogue_cli, name="catalogue")
 
 DEMO_LOGINS = (
     ("p-ln", "Lise Nord", ["leader"], "leader of Hjemmetjenesten nord"),
@@ -248,6 +250,33 @@ def directory_import(
             typer.echo(f"  - {item}", err=True)
         raise typer.Exit(1)
     typer.echo(f"imported: {response.json()}")
+
+
+@catalogue_cli.command("check")
+def catalogue_check(
+    directory: Annotated[
+        Path | None,
+        typer.Option("--dir", help="Catalogue directory (default: the one shipped)"),
+    ] = None,
+) -> None:
+    """Validate the catalogue files; print every problem with its file and line."""
+    from services.content.domain import CatalogueError
+    from services.content.store import load_catalogue
+
+    try:
+        catalogue = load_catalogue(directory)
+    except CatalogueError as exc:
+        for problem in exc.problems:
+            typer.echo(str(problem), err=True)
+        typer.echo(f"{len(exc.problems)} problem(s) in the catalogue", err=True)
+        raise typer.Exit(1) from None
+    measures = sum(
+        len(ms) for _, sub in catalogue.subthemes.values() for _, ms in sub.phases.items()
+    )
+    typer.echo(
+        f"catalogue OK: {len(catalogue.themes)} themes, {len(catalogue.subthemes)} sub-themes, "
+        f"{measures} measures, {len(catalogue.articles)} articles, version {catalogue.version}"
+    )
 
 
 def main() -> None:

@@ -1,35 +1,117 @@
-"""HTTP API of the guidance catalogue (DESIGN §8) and the portal's pages."""
+"""HTTP API of the guidance catalogue (DESIGN §8) and the portal's start page.
 
+Every answer carries the content version (body and `Content-Version` header), so an incident can
+record exactly which guidance it followed. National content is resolved once at start-up; a
+request only adds the caller's organisation's local additions.
+"""
+
+import asyncio
 from collections.abc import Awaitable, Callable
 from html import escape
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Depends, Query, Response
+from fastapi.responses import HTMLResponse, JSONResponse
 
-from services.content.domain import Menu
+from services.content.domain import Catalogue, LocalAddition, SearchIndex
+from services.content.store import LocalStore
 from shared.auth import Principal
+from shared.http import Problem
 
 
-def build_router(menu: Menu, caller: Callable[..., Awaitable[Principal]]) -> APIRouter:
+def not_found(kind: str, item_id: str) -> Problem:
+    return Problem(404, "Finnes ikke", f"{kind} {item_id} finnes ikke i veiledningen.")
+
+
+def build_router(
+    catalogue: Catalogue,
+    index: SearchIndex,
+    local: LocalStore,
+    caller: Callable[..., Awaitable[Principal]],
+) -> APIRouter:
     router = APIRouter(prefix="/api/v1/guidance", tags=["guidance"])
     Caller = Annotated[Principal, Depends(caller)]
+    version = catalogue.version
+    headers = {"Content-Version": version}
+    # Resolved once: the national content never changes while the service runs.
+    tree = {"content_version": version, **catalogue.tree()}
+    subthemes = {sid: catalogue.subtheme_view(sid) for sid in catalogue.subthemes}
+    articles = {aid: catalogue.article_view(aid) for aid in catalogue.articles}
 
-    @router.get("/themes")
-    def themes(_: Caller, response: Response) -> dict[str, Any]:
-        response.headers["Content-Version"] = menu.version
-        return {"content_version": menu.version, "themes": menu.model_dump()["themes"]}
+    def answer(body: dict[str, Any], status: int = 200) -> JSONResponse:
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    @router.get("/themes", summary="Themes with their sub-themes, and the resources")
+    def themes(_: Caller) -> JSONResponse:
+        return answer(tree)
+
+    @router.get("/subthemes/{subtheme_id}", summary="Phases with prioritised measures and aids")
+    async def subtheme(subtheme_id: str, who: Caller) -> JSONResponse:
+        view = subthemes.get(subtheme_id)
+        if view is None:
+            raise not_found("Deltemaet", subtheme_id)
+        additions = await asyncio.to_thread(local.for_subtheme, who.org_id, subtheme_id)
+        return answer({"content_version": version, **view, "local": additions})
+
+    @router.get("/resources/{article_id}", summary="A resource article (first aid, plans, ...)")
+    def resource(article_id: str, _: Caller) -> JSONResponse:
+        view = articles.get(article_id)
+        if view is None:
+            raise not_found("Ressursen", article_id)
+        return answer({"content_version": version, **view})
+
+    @router.get("/search", summary="Sub-themes, measures and articles matching the words")
+    def search(
+        _: Caller,
+        q: Annotated[str, Query(min_length=1, max_length=200, description="Search words")],
+        limit: Annotated[int, Query(ge=1, le=50)] = 20,
+    ) -> JSONResponse:
+        groups: dict[str, list[dict[str, Any]]] = {"subthemes": [], "articles": [], "measures": []}
+        for hit in index.search(q, limit):
+            item = {k: v for k, v in hit.__dict__.items() if v is not None and k != "kind"}
+            groups[f"{hit.kind}s"].append(item)
+        return answer({"content_version": version, "query": q, **groups})
+
+    @router.post(
+        "/subthemes/{subtheme_id}/local",
+        status_code=201,
+        summary="Add the organisation's own article, aid or contact to a sub-theme (admin)",
+    )
+    async def add_local(subtheme_id: str, addition: LocalAddition, who: Caller) -> JSONResponse:
+        if not who.has_any("admin"):
+            raise Problem(403, "Ingen tilgang", "Bare administrator kan legge til lokalt innhold.")
+        if subtheme_id not in subthemes:
+            raise not_found("Deltemaet", subtheme_id)
+        row = await asyncio.to_thread(
+            local.add,
+            who.org_id,
+            subtheme_id,
+            addition.kind,
+            addition.model_dump(exclude_none=True, exclude={"kind"}),
+            who.person_id,
+        )
+        return answer(row, status=201)
+
+    @router.delete(
+        "/local/{addition_id}", status_code=204, summary="Remove a local addition (admin)"
+    )
+    async def delete_local(addition_id: str, who: Caller) -> Response:
+        if not who.has_any("admin"):
+            raise Problem(403, "Ingen tilgang", "Bare administrator kan fjerne lokalt innhold.")
+        if not await asyncio.to_thread(local.delete, who.org_id, addition_id):
+            raise not_found("Det lokale innholdet", addition_id)
+        return Response(status_code=204, headers=headers)
 
     return router
 
 
-def portal_router(menu: Menu) -> APIRouter:
+def portal_router(catalogue: Catalogue) -> APIRouter:
     router = APIRouter(tags=["portal"])
 
-    @router.get("/", response_class=HTMLResponse)
+    @router.get("/", response_class=HTMLResponse, include_in_schema=False)
     def start_page() -> str:
         items = "".join(
-            f"<li>{escape(t.title)} ({len(t.subthemes)} deltemaer)</li>" for t in menu.themes
+            f"<li>{escape(t.title)} ({len(t.subthemes)} deltemaer)</li>" for t in catalogue.themes
         )
         return (
             "<!doctype html><html lang='nb'><head><meta charset='utf-8'>"

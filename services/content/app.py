@@ -2,25 +2,44 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
 from fastapi import FastAPI
 
 from services.content import api
 from services.content.settings import ContentSettings
-from services.content.store import load_catalogue
+from services.content.store import LocalStore, load_catalogue
 from shared.auth import signing_key
 from shared.http import caller_dependency, health_router, install_problem_handlers
 
 
 def create_app(settings: ContentSettings | None = None) -> FastAPI:
     settings = settings or ContentSettings()
-    menu = load_catalogue()
+    # A broken catalogue stops the service at start: better no guidance than wrong guidance.
+    catalogue = load_catalogue()
+    index = catalogue.search_index
+    local = LocalStore(settings.service_dir("content") / "content.sqlite")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            local.close()
+
+    async def store_ready() -> bool:
+        return await asyncio.to_thread(local.ping)
 
     async def catalogue_ready() -> bool:
-        return bool(menu.themes)
+        return bool(catalogue.themes)
 
-    app = FastAPI(title="kriselogg content", version="1")
+    app = FastAPI(title="kriselogg content", version="1", lifespan=lifespan)
     install_problem_handlers(app)
-    app.include_router(health_router({"catalogue": catalogue_ready}))
-    app.include_router(api.build_router(menu, caller_dependency(signing_key(settings))))
-    app.include_router(api.portal_router(menu))
+    app.include_router(health_router({"catalogue": catalogue_ready, "store": store_ready}))
+    app.include_router(
+        api.build_router(catalogue, index, local, caller_dependency(signing_key(settings)))
+    )
+    app.include_router(api.portal_router(catalogue))
     return app
