@@ -63,4 +63,7 @@ class AnchorStore:
         return True
 
     def close(self) -> None:
-        self._db.close()
+        # Under the lock: a statement still running in a worker thread (its awaiting task may
+        # have been cancelled) must finish first; closing under it crashes SQLite.
+        with self._lock:
+            self._db.close()
