@@ -72,6 +72,32 @@ class AlertFactV1(Contract):
     replaces_alert_id: str | None = None
 
 
+DutyKind = Literal["law", "routine"]
+
+
+class DeadlineFactV1(Contract):
+    """A duty with a deadline that notify computed for an incident; incidents appends DeadlineSet.
+
+    `kind` keeps law and the organisation's own routine apart, so that neither the log nor the
+    UI ever presents a local routine as a legal requirement.
+    """
+
+    schema_name: ClassVar[str] = "DeadlineFact"
+    fact_id: str = Field(description="Globally unique; also the Nats-Msg-Id")
+    type: Literal["DeadlineSet"] = "DeadlineSet"
+    deadline_id: str
+    incident_id: str
+    org_id: str
+    at: datetime
+    kind: DutyKind
+    title: str
+    legal_ref: str | None = None
+    due_at: datetime
+    due_label: str
+    responsible: Actor
+    responsible_role: str
+
+
 class DeadLetterV1(Contract):
     """A message that could not be processed, kept with the reason (never silently dropped)."""
 

@@ -23,9 +23,25 @@ class Settings(BaseSettings):
     )
     escalation_seconds: int = Field(default=900, ge=1)
     timezone: str = "Europe/Oslo"
-    smtp_host: str | None = None
+    # Channels for alerts (notify). A person is reached on the channels they have, in order.
+    smtp_host: str | None = Field(default=None, description="Unset: no e-mail channel")
     smtp_port: int = 25
     smtp_from: str = "kriselogg@localhost"
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    sms_url: str | None = Field(
+        default=None, description="SMS gateway endpoint (HTTP POST, JSON); unset: no SMS channel"
+    )
+    sms_user: str | None = None
+    sms_password: str | None = None
+    webhook_secret: str | None = Field(
+        default=None, description="HMAC key for webhook signatures; unset: derived from the key"
+    )
+    delivery_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Wait before the 2nd, 3rd, ... attempt on a channel; after the last, the next channel.
+    delivery_backoff_seconds: list[float] = Field(default=[2.0, 10.0, 30.0])
+    ack_link_days: int = Field(default=7, ge=1, description="Validity of acknowledgement links")
     public_url: str = Field(
         default="http://127.0.0.1:8000", description="Base URL used in links sent to people"
     )

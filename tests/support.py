@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email
+import email.policy
 import json
+import threading
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +46,8 @@ class BusWatcher:
     """
 
     def __init__(self) -> None:
-        self.by_incident: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.by_incident: dict[str, list[dict[str, Any]]] = defaultdict(list)  # alerts only
+        self.events: dict[str, list[dict[str, Any]]] = defaultdict(list)  # every event
         self._changed = asyncio.Condition()
         self._nc: Any = None
 
@@ -56,7 +61,9 @@ class BusWatcher:
             async with self._changed:
                 if key not in seen:
                     seen.add(key)
-                    self.by_incident[body["incident_id"]].append(body)
+                    self.events[body["incident_id"]].append(body)
+                    if body["type"] == "RecipientAlerted":
+                        self.by_incident[body["incident_id"]].append(body)
                 self._changed.notify_all()
 
         js = self._nc.jetstream()
@@ -69,8 +76,16 @@ class BusWatcher:
     async def wait_for(
         self, predicate: Callable[[dict[str, list[dict[str, Any]]]], bool], timeout: float = 20
     ) -> None:
+        """Until `predicate(alerts by incident)` holds."""
         async with asyncio.timeout(timeout), self._changed:
             await self._changed.wait_for(lambda: predicate(self.by_incident))
+
+    async def wait_for_events(
+        self, predicate: Callable[[dict[str, list[dict[str, Any]]]], bool], timeout: float = 20
+    ) -> None:
+        """Until `predicate(every event by incident)` holds."""
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: predicate(self.events))
 
 
 @dataclass
@@ -91,6 +106,22 @@ class Stack:
         assert response.status_code == 201, response.text
         body: dict[str, Any] = response.json()
         return body
+
+    async def settle(self, incident_id: str, alerts: int = 2, deadlines: int = 5) -> int:
+        """Wait until notify's facts about a report are in its log; returns the log's length.
+
+        The default REPORT (violence with injury) gets two alerts (nearest leader, safety rep)
+        and five deadlines (aml § 5-1, ftrl § 13-14 and the three routine duties).
+        """
+
+        def done(events: dict[str, list[dict[str, Any]]]) -> bool:
+            kinds = [e["type"] for e in events[incident_id]]
+            return kinds.count("RecipientAlerted") >= alerts and (
+                kinds.count("DeadlineSet") >= deadlines
+            )
+
+        await self.alerts.wait_for_events(done)
+        return int(max(e["seq"] for e in self.alerts.events[incident_id]))
 
     async def timeline(self, incident_id: str, **params: Any) -> dict[str, Any]:
         response = await self.client.get(
@@ -126,18 +157,20 @@ def stack_settings(nats_url: str, data_dir: Path, **extra: Any) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def running_stack(nats_url: str, data_dir: Path, **extra: Any) -> AsyncIterator[Stack]:
+async def running_stack(
+    nats_url: str, data_dir: Path, services: tuple[str, ...] = SERVICES, **extra: Any
+) -> AsyncIterator[Stack]:
+    """The services in this process behind the gateway; leave one out to run it as a process."""
     settings = stack_settings(nats_url, data_dir, **extra)
-    apps = {name: build_app(name, settings) for name in SERVICES}
-    seed_demo(apps["notify"])
+    apps = {name: build_app(name, settings) for name in services}
+    if "notify" in apps:
+        seed_demo(apps["notify"])
     gateway = Gateway(apps)
     watcher = BusWatcher()
     try:
         async with gateway.running():
             await watcher.start(
-                nats_url,
-                settings.subjects.stream,
-                settings.subjects.all_orgs("incident", "RecipientAlerted"),
+                nats_url, settings.subjects.stream, settings.subjects.all_orgs("incident")
             )
             transport = httpx.ASGITransport(app=gateway)
             async with httpx.AsyncClient(
@@ -150,3 +183,87 @@ async def running_stack(nats_url: str, data_dir: Path, **extra: Any) -> AsyncIte
 
 def alerted_roles(events: list[dict[str, Any]]) -> list[str]:
     return sorted(e["data"]["role"] for e in events if e["type"] == "RecipientAlerted")
+
+
+class MailSink:
+    """A real SMTP server (aiosmtpd) on loopback that keeps what it receives, to be awaited."""
+
+    def __init__(self, port: int) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.port = port
+        self.messages: list[EmailMessage] = []
+        self._changed = threading.Condition()
+        self._controller = Controller(self, hostname="127.0.0.1", port=port)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        with self._changed:
+            self.messages.append(message)
+            self._changed.notify_all()
+        return "250 Message accepted for delivery"
+
+    def start(self) -> MailSink:
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    def to(self, address: str) -> list[EmailMessage]:
+        with self._changed:
+            return [m for m in self.messages if m["To"] == address]
+
+    async def wait_for(
+        self, predicate: Callable[[list[EmailMessage]], bool], timeout: float = 20
+    ) -> list[EmailMessage]:
+        def wait() -> list[EmailMessage]:
+            with self._changed:
+                if not self._changed.wait_for(lambda: predicate(self.messages), timeout):
+                    got = [m["To"] for m in self.messages]
+                    raise AssertionError(f"mail not received within {timeout}s; got {got}")
+                return list(self.messages)
+
+        return await asyncio.to_thread(wait)
+
+
+class BrokenSmtp:
+    """An SMTP server that is down: it greets every connection with 421 and hangs up.
+
+    Each connection is an attempt by notify, so a test can await retries as events.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.connections = 0
+        self._changed = asyncio.Condition()
+        self._server: asyncio.AbstractServer | None = None
+        self.silent = False  # True: accept and never answer (a hung server)
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def _on_connect(self, _: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async with self._changed:
+            self.connections += 1
+            self._changed.notify_all()
+        if self.silent:
+            self._writers.append(writer)
+            return
+        writer.write(b"421 127.0.0.1 Service not available, try again later\r\n")
+        await writer.drain()
+        writer.close()
+
+    async def start(self) -> BrokenSmtp:
+        self._server = await asyncio.start_server(self._on_connect, "127.0.0.1", self.port)
+        return self
+
+    async def stop(self) -> None:
+        for writer in self._writers:
+            writer.close()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def wait_for_connections(self, count: int, timeout: float = 20) -> None:
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: self.connections >= count)

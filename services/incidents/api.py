@@ -65,6 +65,11 @@ class CorrectionIn(Strict):
     note: Text | None = None
 
 
+class DeadlineMetIn(Strict):
+    met_at: AwareDatetime | None = Field(default=None, description="When it was done; default now")
+    note: Text | None = None
+
+
 class CloseIn(Strict):
     summary: Text
 
@@ -164,6 +169,18 @@ def build_router(
         if body.note:
             data["note"] = body.note
         return append(incident_id, who, "EntryCorrected", data)
+
+    @router.post(
+        "/{incident_id}/deadlines/{deadline_id}/met", status_code=201, response_model=Written
+    )
+    def deadline_met(
+        incident_id: UUID, deadline_id: Slug, body: DeadlineMetIn, who: Caller
+    ) -> Written:
+        """Mark a duty done; notify stops reminding the responsible person."""
+        data: dict[str, Any] = {"deadline_id": deadline_id, "met_by": actor(who)}
+        if body.note:
+            data["note"] = body.note
+        return append(incident_id, who, "DeadlineMet", data, body.met_at)
 
     @router.post("/{incident_id}/close", status_code=201, response_model=Written)
     def close(incident_id: UUID, body: CloseIn, who: Caller) -> Written:

@@ -15,16 +15,23 @@ from faststream.nats.annotations import NatsMessage
 from services.incidents.domain import AnchorUnavailable
 from services.incidents.store import RELAY_TRACKER, IncidentLog
 from shared import bus
-from shared.schemas import AlertFactV1, AnchorQueryV1, AnchorV1, IncidentEventV1
+from shared.schemas import (
+    AlertFactV1,
+    AnchorQueryV1,
+    AnchorV1,
+    DeadlineFactV1,
+    IncidentEventV1,
+)
 from shared.settings import Settings
 from shared.subjects import Subjects
 
 log = logging.getLogger(__name__)
 FACTS_DURABLE = "incidents-alert-facts"
+DEADLINES_DURABLE = "incidents-deadline-facts"
 
 
-def facts_tracker(names: Subjects) -> str:
-    return f"jetstream:{names.stream}:{FACTS_DURABLE}"
+def facts_tracker(names: Subjects, durable: str = FACTS_DURABLE) -> str:
+    return f"jetstream:{names.stream}:{durable}"
 
 
 NOTIFY_ACTOR = {"id": "system:notify", "name": "Varsling i kriselogg"}
@@ -123,7 +130,11 @@ async def lookup_anchor(
     return (anchor.seq, anchor.hash) if anchor.found else None
 
 
-def fact_data(fact: AlertFactV1) -> dict[str, Any]:
+def fact_data(fact: AlertFactV1 | DeadlineFactV1) -> dict[str, Any]:
+    if isinstance(fact, DeadlineFactV1):
+        return fact.model_dump(
+            mode="json", exclude={"type", "incident_id", "org_id", "at"}, exclude_none=True
+        )
     data: dict[str, Any] = {
         "fact_id": fact.fact_id,
         "alert_id": fact.alert_id,
@@ -138,8 +149,10 @@ def fact_data(fact: AlertFactV1) -> dict[str, Any]:
     return data
 
 
-def append_fact(store: IncidentLog, fact: AlertFactV1, stream_seq: int, tracker: str) -> str:
-    """Append one alert fact to its incident exactly once; returns what happened."""
+def append_fact(
+    store: IncidentLog, fact: AlertFactV1 | DeadlineFactV1, stream_seq: int, tracker: str
+) -> str:
+    """Append one fact from notify to its incident exactly once; returns what happened."""
     if store.process_recorder.has_tracking_id(tracker, stream_seq):
         return "duplicate delivery"
     incident_id = UUID(fact.incident_id)
@@ -167,6 +180,23 @@ def append_fact(store: IncidentLog, fact: AlertFactV1, stream_seq: int, tracker:
 
 def register(broker: NatsBroker, store: IncidentLog, settings: Settings) -> None:
     tracker = facts_tracker(settings.subjects)
+    deadlines_tracker = facts_tracker(settings.subjects, DEADLINES_DURABLE)
+
+    # One consumer per kind of fact, each with its own exactly-once tracker: a deadline never
+    # waits behind a stuck alert fact.
+    @bus.durable_pull(
+        broker,
+        durable=DEADLINES_DURABLE,
+        filter_subject=settings.subjects.all_orgs("deadline"),
+        settings=settings,
+    )
+    async def on_deadline_fact(msg: NatsMessage) -> None:
+        async def handle(body: bytes, _: dict[str, str]) -> None:
+            fact = DeadlineFactV1.model_validate_json(body)
+            seq = msg.raw_message.metadata.sequence.stream
+            await asyncio.to_thread(append_fact, store, fact, seq, deadlines_tracker)
+
+        await bus.process(msg, broker, settings, "incidents", handle)
 
     @bus.durable_pull(
         broker,

@@ -242,6 +242,18 @@ class Incident(Aggregate):
                 "Incident is closed",
                 "A closed incident accepts only notes and corrections.",
             )
+        if kind == "DeadlineMet":
+            deadline = self.state["deadlines"].get(data.get("deadline_id"))
+            if deadline is None:
+                raise DomainError(
+                    404,
+                    "No such deadline",
+                    f"{data.get('deadline_id')} is not set on this incident",
+                )
+            if deadline["met_at"] is not None:
+                raise DomainError(
+                    409, "Deadline already met", f"It was marked as met at {deadline['met_at']}."
+                )
         if kind == "EntryCorrected":
             target = data.get("corrects_seq")
             if not isinstance(target, int) or not 1 <= target <= self.version:

@@ -1,21 +1,37 @@
-"""HTTP API of notify: the directory, who would be alerted, and the alerts (DESIGN §8)."""
+"""HTTP API of notify: the directory, who would be alerted, the alerts and their acknowledgement.
 
+Acknowledging is possible two ways: `POST /api/v1/alerts/{id}/ack` with the recipient's token,
+and the signed link in the message. The link's GET only shows a page with a button; the POST
+behind the button acknowledges. Mail scanners open every link in a message, and a GET that
+acknowledged would stop the escalation before any person had read the alert.
+"""
+
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from html import escape
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Form, Query
+from fastapi.responses import HTMLResponse
 
-from services.notify.domain import Directory, Resolver
-from services.notify.store import NotifyStore
+from services.notify.domain import Directory, Resolver, check_ack
+from services.notify.store import NotifyStore, alert_fact, now
 from shared.auth import Principal
 from shared.http import Problem
+from shared.subjects import Subjects
 
 
 def build_router(
-    store: NotifyStore, caller: Callable[..., Awaitable[Principal]], timezone: str
+    store: NotifyStore,
+    caller: Callable[..., Awaitable[Principal]],
+    timezone: str,
+    subjects: Subjects,
+    ack_key: bytes,
+    wake: Callable[[], None],
 ) -> APIRouter:
+    """`wake` nudges the dispatcher to publish a new fact now rather than at its next timer."""
     router = APIRouter(prefix="/api/v1", tags=["notify"])
     Caller = Annotated[Principal, Depends(caller)]
     zone = ZoneInfo(timezone)
@@ -67,6 +83,87 @@ def build_router(
 
     @router.get("/alerts")
     def alerts(who: Caller, incident_id: str | None = None) -> list[dict[str, Any]]:
+        """Every alert and reminder: status, attempts and times, for the portal and audits."""
         return store.alerts(who.org_id, incident_id)
+
+    @router.get("/alerts/deadlines/{incident_id}")
+    def deadlines(incident_id: str, who: Caller) -> list[dict[str, Any]]:
+        """The duties of an incident, law and routine labelled, with their reminders."""
+        return store.deadlines(who.org_id, incident_id)
+
+    async def acknowledge(org_id: str, alert_id: str) -> dict[str, Any]:
+        alert = await asyncio.to_thread(store.alert, org_id, alert_id)
+        if alert is None:
+            raise Problem(404, "Alert not found", f"No alert {alert_id} in your organisation.")
+        fact = alert_fact(
+            "AlertAcknowledged", alert, subjects.subject(org_id, "alert", "AlertAcknowledged")
+        )
+        updated = await asyncio.to_thread(store.acknowledge, org_id, alert_id, now(), fact)
+        wake()
+        assert updated is not None
+        return {
+            "alert_id": alert_id,
+            "status": updated["status"],
+            "acknowledged_at": updated["acknowledged_at"],
+        }
+
+    @router.post("/alerts/{alert_id}/ack")
+    async def ack(alert_id: str, who: Caller) -> dict[str, Any]:
+        alert = await asyncio.to_thread(store.alert, who.org_id, alert_id)
+        if alert is None:
+            raise Problem(404, "Alert not found", f"No alert {alert_id} in your organisation.")
+        if alert["person_id"] != who.person_id:
+            raise Problem(
+                403,
+                "Not your alert",
+                "Only the person who was alerted can acknowledge it; that is what the log says.",
+            )
+        return await acknowledge(who.org_id, alert_id)
+
+    def signed(alert_id: str, expires: int, sig: str) -> dict[str, Any]:
+        alert = store.alert_by_id(alert_id)
+        if alert is None or not check_ack(ack_key, alert_id, expires, sig):
+            raise Problem(
+                404,
+                "Link not valid",
+                "This acknowledgement link is unknown or has expired. Open kriselogg and "
+                "acknowledge the alert there.",
+            )
+        return alert
+
+    def page(title: str, body: str) -> HTMLResponse:
+        return HTMLResponse(
+            "<!doctype html><html lang='nb'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>{escape(title)}</title></head><body><main>"
+            f"<h1>{escape(title)}</h1>{body}</main></body></html>"
+        )
+
+    @router.get("/alerts/{alert_id}/ack", response_class=HTMLResponse, include_in_schema=False)
+    def ack_page(
+        alert_id: str, expires: Annotated[int, Query()], sig: Annotated[str, Query()]
+    ) -> HTMLResponse:
+        alert = signed(alert_id, expires, sig)
+        if alert["acknowledged_at"]:
+            return page("Varselet er bekreftet", "<p>Takk. Varselet var allerede bekreftet.</p>")
+        return page(
+            "Bekreft varselet",
+            f"<p>Hei {escape(alert['person_name'])}. Trykk på knappen for å bekrefte at du har "
+            "mottatt varselet og tar hånd om det.</p>"
+            f"<form method='post' action='ack-link'>"
+            f"<input type='hidden' name='expires' value='{expires}'>"
+            f"<input type='hidden' name='sig' value='{escape(sig)}'>"
+            "<button type='submit'>Jeg har mottatt varselet</button></form>",
+        )
+
+    @router.post(
+        "/alerts/{alert_id}/ack-link", response_class=HTMLResponse, include_in_schema=False
+    )
+    async def ack_by_link(
+        alert_id: str, expires: Annotated[int, Form()], sig: Annotated[str, Form()]
+    ) -> HTMLResponse:
+        alert = await asyncio.to_thread(signed, alert_id, expires, sig)
+        await acknowledge(alert["org_id"], alert_id)
+        return page("Varselet er bekreftet", "<p>Takk. Det står nå i hendelsesloggen.</p>")
 
     return router

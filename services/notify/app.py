@@ -21,7 +21,9 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
     settings = settings or NotifySettings()
     store = NotifyStore(settings.service_dir("notify") / "notify.sqlite")
     broker = bus.make_broker(settings, "notify")
-    dispatcher = notify_bus.Dispatcher(store, broker, settings.subjects)
+    key = signing_key(settings)
+    channels = notify_bus.Channels(settings, key)
+    dispatcher = notify_bus.Dispatcher(store, broker, settings, channels)
     notify_bus.register(broker, store, dispatcher, settings)
 
     @contextlib.asynccontextmanager
@@ -37,6 +39,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             await broker.stop()
+            await channels.close()
             store.close()
 
     async def store_ready() -> bool:
@@ -49,7 +52,14 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(health_router({"store": store_ready, "bus": bus_ready}))
     app.include_router(
-        api.build_router(store, caller_dependency(signing_key(settings)), settings.timezone)
+        api.build_router(
+            store,
+            caller_dependency(key),
+            settings.timezone,
+            settings.subjects,
+            channels.ack_key,
+            dispatcher.wake,
+        )
     )
     app.state.store = store
     app.state.dispatcher = dispatcher

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date
-from typing import Annotated, Literal
+import base64
+import calendar
+import hashlib
+import hmac
+import time as clock
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+import holidays
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -21,6 +30,12 @@ class Absence(Strict):
     to: date
 
 
+Channel = Literal["email", "sms", "webhook"]
+DEFAULT_CHANNELS: tuple[Channel, ...] = ("email", "sms", "webhook")
+# The contact point each channel needs: an admin writes "sms", the person record holds "mobile".
+CHANNEL_FIELD: dict[Channel, str] = {"email": "email", "sms": "mobile", "webhook": "webhook"}
+
+
 class Person(Strict):
     id: Id
     name: Name
@@ -29,9 +44,27 @@ class Person(Strict):
     webhook: str | None = Field(default=None, max_length=2000)
     unit: Id | None = None
     absences: list[Absence] = Field(default_factory=list)
+    channels: list[Channel] | None = None
+    """Preferred delivery order; None means DEFAULT_CHANNELS."""
 
     def absent_on(self, day: date) -> Absence | None:
         return next((a for a in self.absences if a.from_ <= day <= a.to), None)
+
+    def has_contact(self, channel: Channel) -> bool:
+        # An empty string is as unreachable as a missing one.
+        return bool(getattr(self, CHANNEL_FIELD[channel]))
+
+    def contact_order(self) -> list[str]:
+        """Channels to try, in order, that this person can actually be reached on.
+
+        A person with no usable contact point still gets an alert: it is written to the log
+        ("log"), so that nobody silently drops out of the chain.
+        """
+        order: list[str] = []
+        for channel in self.channels if self.channels is not None else DEFAULT_CHANNELS:
+            if channel not in order and self.has_contact(channel):
+                order.append(channel)
+        return order or ["log"]
 
 
 class Unit(Strict):
@@ -50,17 +83,67 @@ class Org(Strict):
     hr: list[Id] = Field(default_factory=list)
 
 
+DutyKind = Literal["law", "routine"]
+DutyRole = Literal["nearest_leader", "hr", "main_safety_rep", "safety_rep"]
+
+
+class RoutineDuty(Strict):
+    """One step of the organisation's own follow-up routine (not law), with its deadline rule.
+
+    Deadlines count from the incident's local date in Europe/Oslo. after_days and after_months
+    land on a calendar date that is then moved to the first working day on or after it;
+    after_working_days counts working days (1 = the next working day after the incident's day).
+    """
+
+    id: Id
+    title: Name
+    responsible: DutyRole = "nearest_leader"
+    # Upper bounds keep date arithmetic far from date.max: a routine step ten years out is a typo.
+    after_days: int | None = Field(default=None, ge=1, le=3660)
+    after_working_days: int | None = Field(default=None, ge=1, le=2600)
+    after_months: int | None = Field(default=None, ge=1, le=120)
+
+    @model_validator(mode="after")
+    def _exactly_one_deadline(self) -> RoutineDuty:
+        given = [
+            n
+            for n in (self.after_days, self.after_working_days, self.after_months)
+            if n is not None
+        ]
+        if len(given) != 1:
+            raise ValueError(
+                f"routine duty '{self.id}' needs exactly one of after_days, after_working_days, "
+                f"after_months (got {len(given)})"
+            )
+        return self
+
+
+# The municipal guideline in the seeds (DESIGN §6); an organisation may replace it wholesale.
+DEFAULT_ROUTINE: tuple[RoutineDuty, ...] = (
+    RoutineDuty(
+        id="hovedverneombud-varslet", title="Hovedverneombudet varslet", after_working_days=1
+    ),
+    RoutineDuty(id="oppfolging-en-uke", title="Oppfølgingssamtale etter en uke", after_days=7),
+    RoutineDuty(
+        id="oppfolging-en-maned", title="Oppfølgingssamtale etter en måned", after_months=1
+    ),
+)
+
+
 class Directory(Strict):
     org: Org
     units: list[Unit] = Field(min_length=1)
     people: list[Person] = Field(default_factory=list)
+    routine: list[RoutineDuty] | None = None
+    """The organisation's follow-up routine; None means DEFAULT_ROUTINE, [] means none at all."""
 
     def problems(self) -> list[str]:
         """Every unknown reference, duplicate id and cycle, so an admin can fix all in one go."""
         found: list[str] = []
         unit_ids = [u.id for u in self.units]
         person_ids = [p.id for p in self.people]
-        for kind, ids in (("unit", unit_ids), ("person", person_ids)):
+        routine_ids = [r.id for r in self.routine or []]
+        for kind, ids in (("unit", unit_ids), ("person", person_ids), ("routine", routine_ids)):
             seen: set[str] = set()
             for i in ids:
                 if i in seen:
@@ -88,6 +171,17 @@ class Directory(Strict):
             for absence in person.absences:
                 if absence.to < absence.from_:
                     found.append(f"person '{person.id}' has an absence ending before it starts")
+            listed: set[str] = set()
+            for channel in person.channels or []:
+                if channel in listed:
+                    found.append(f"person '{person.id}' lists channel '{channel}' twice")
+                    continue
+                listed.add(channel)
+                if not person.has_contact(channel):
+                    found.append(
+                        f"person '{person.id}' lists channel '{channel}' "
+                        f"but has no {CHANNEL_FIELD[channel]}"
+                    )
         parents = {u.id: u.parent for u in self.units}
         reported: set[str] = set()
         for start in unit_ids:
@@ -131,6 +225,17 @@ class Resolution:
     """Everyone who may be alerted as leader, in escalation order, present today."""
     safety_rep: Responder | None
     skipped: list[Skipped]
+    main_safety_rep: Responder | None = None
+    """The organisation's hovedverneombud when present today."""
+    hr: list[Responder] = field(default_factory=list)
+    """The organisation's HR contacts present today, in the configured order."""
+
+
+def _absent(person: Person, role: Role, unit_id: str | None, day: date) -> Skipped | None:
+    absence = person.absent_on(day)
+    if absence is None:
+        return None
+    return Skipped(person, role, unit_id, f"absent {absence.from_} to {absence.to}")
 
 
 class Resolver:
@@ -156,40 +261,250 @@ class Resolver:
         return unit_id
 
     def resolve(self, unit_id: str, day: date, affected: list[str] | None = None) -> Resolution:
+        # Nobody is alerted about an incident in which they are themselves affected: they are
+        # left out silently, as if not in the directory, and the next person in line is chosen.
+        involved = set(affected or [])
         start = self.start_unit(unit_id, affected or [])
+        chain = self._ancestry(start)
         skipped: list[Skipped] = []
         leaders: list[Responder] = []
         seen: set[str] = set()
-        for depth, unit in enumerate(self._ancestry(start)):
+        for depth, unit in enumerate(chain):
             candidates: list[tuple[str | None, Role]] = [
                 (unit.leader, "nearest_leader" if depth == 0 else "leader"),
                 *((d, "deputy") for d in unit.deputies),
             ]
             for person_id, role in candidates:
                 person = self.people.get(person_id) if person_id else None
-                if person is None or person.id in seen or person.id in (affected or []):
+                if person is None or person.id in seen or person.id in involved:
                     continue
                 seen.add(person.id)
-                absence = person.absent_on(day)
-                if absence is not None:
-                    skipped.append(
-                        Skipped(person, role, unit.id, f"absent {absence.from_} to {absence.to}")
-                    )
+                absent = _absent(person, role, unit.id, day)
+                if absent is not None:
+                    skipped.append(absent)
                     continue
                 leaders.append(Responder(person, role, unit.id))
         safety_rep: Responder | None = None
-        for unit in self._ancestry(start):
+        for unit in chain:
             person = self.people.get(unit.safety_rep) if unit.safety_rep else None
-            if person is None:
+            if person is None or person.id in involved:
                 continue
-            absence = person.absent_on(day)
-            if absence is not None:
-                skipped.append(
-                    Skipped(
-                        person, "safety_rep", unit.id, f"absent {absence.from_} to {absence.to}"
-                    )
-                )
+            absent = _absent(person, "safety_rep", unit.id, day)
+            if absent is not None:
+                skipped.append(absent)
                 continue
             safety_rep = Responder(person, "safety_rep", unit.id)
             break
-        return Resolution(leaders=leaders, safety_rep=safety_rep, skipped=skipped)
+        org = self.directory.org
+        main_safety_rep: Responder | None = None
+        main = self.people.get(org.main_safety_rep) if org.main_safety_rep else None
+        if main is not None and main.id not in involved:
+            absent = _absent(main, "main_safety_rep", None, day)
+            if absent is not None:
+                skipped.append(absent)
+            else:
+                main_safety_rep = Responder(main, "main_safety_rep", None)
+        hr: list[Responder] = []
+        for person_id in dict.fromkeys(org.hr):  # listed twice is still one person
+            person = self.people.get(person_id)
+            if person is None or person.id in involved:
+                continue
+            absent = _absent(person, "hr", None, day)
+            if absent is not None:
+                skipped.append(absent)
+                continue
+            hr.append(Responder(person, "hr", None))
+        return Resolution(
+            leaders=leaders,
+            safety_rep=safety_rep,
+            skipped=skipped,
+            main_safety_rep=main_safety_rep,
+            hr=hr,
+        )
+
+
+# --- Working days and deadlines ---------------------------------------------------------------
+
+OSLO = ZoneInfo("Europe/Oslo")
+DAY_ENDS = time(16, 0)
+"""A deadline "by a day" means by the end of a normal working day there, in Oslo time."""
+
+
+@lru_cache(maxsize=64)
+def _public_holidays(year: int) -> frozenset[date]:
+    # include_sundays is passed explicitly: the NO calendar can list every Sunday as a
+    # "holiday", and its default has differed between releases. Sundays are
+    # excluded here by the weekday test instead, so the default cannot move a deadline.
+    return frozenset(holidays.country_holidays("NO", years=year, include_sundays=False))
+
+
+def is_working_day(d: date) -> bool:
+    """Monday to Friday and not a Norwegian public holiday (24 and 31 Dec are working days)."""
+    return d.weekday() < 5 and d not in _public_holidays(d.year)
+
+
+def next_working_day(d: date) -> date:
+    """The first working day strictly after d."""
+    return working_day_on_or_after(d + timedelta(days=1))
+
+
+def working_day_on_or_after(d: date) -> date:
+    # Norway never has more than five non-working days in a row (Easter), so this ends quickly.
+    while not is_working_day(d):
+        d += timedelta(days=1)
+    return d
+
+
+def add_months(d: date, months: int) -> date:
+    """Calendar months later, clamping the day: 31 Jan + 1 month = 28 (or 29) Feb."""
+    years, month0 = divmod(d.month - 1 + months, 12)
+    year = d.year + years
+    return date(year, month0 + 1, min(d.day, calendar.monthrange(year, month0 + 1)[1]))
+
+
+def end_of_day(d: date) -> datetime:
+    """DAY_ENDS in Oslo on d, as an aware UTC datetime (15:00 UTC in winter, 14:00 in summer)."""
+    return datetime.combine(d, DAY_ENDS, tzinfo=OSLO).astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Duty:
+    id: str
+    """Stable: the law paragraph ("aml-5-2") or the routine duty's id."""
+    kind: DutyKind
+    title: str
+    legal_ref: str | None
+    """The paragraph, e.g. "aml § 5-2"; None for the organisation's routine."""
+    due_at: datetime
+    """Timezone-aware, UTC."""
+    due_label: str
+    """How the deadline reads to a Norwegian user: "straks", "neste virkedag", ..."""
+    responsible: DutyRole
+
+
+def _aware(name: str, value: datetime) -> None:
+    # A naive timestamp would silently be taken as the server's local time: refuse it.
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware")
+
+
+def routine_due(duty: RoutineDuty, incident_day: date) -> tuple[date, str]:
+    """The local due date and the Norwegian label of one routine duty."""
+    if duty.after_working_days is not None:
+        n = duty.after_working_days
+        day = incident_day
+        for _ in range(n):
+            day = next_working_day(day)
+        return day, "neste virkedag" if n == 1 else f"etter {n} virkedager"
+    if duty.after_days is not None:
+        n = duty.after_days
+        label = "etter en uke" if n == 7 else f"etter {n} dager"
+        return working_day_on_or_after(incident_day + timedelta(days=n)), label
+    # The validator guarantees exactly one rule, so after_months is set here.
+    assert duty.after_months is not None
+    n = duty.after_months
+    label = "etter en måned" if n == 1 else f"etter {n} måneder"
+    return working_day_on_or_after(add_months(incident_day, n)), label
+
+
+def duties(
+    *,
+    occurred_at: datetime,
+    reported_at: datetime,
+    severity: str,
+    facts: Mapping[str, Any],
+    routine: Sequence[RoutineDuty] | None,
+) -> list[Duty]:
+    """What must be done by when after an incident: law duties first, then the routine.
+
+    Each group is in due order (ties keep the order listed). routine None means DEFAULT_ROUTINE.
+    """
+    _aware("occurred_at", occurred_at)
+    _aware("reported_at", reported_at)
+    incident_day = occurred_at.astimezone(OSLO).date()
+    serious = bool(facts.get("death")) or bool(facts.get("serious_injury"))
+    injured = serious or bool(facts.get("injury"))
+    law: list[Duty] = []
+    if serious or severity == "critical":
+        # aml § 5-2: "straks", so the clock runs from when we learnt of it, not when it happened.
+        law.append(
+            Duty(
+                id="aml-5-2",
+                kind="law",
+                title="Varsle Arbeidstilsynet og politiet, med kopi til verneombudet",
+                legal_ref="aml § 5-2",
+                due_at=(reported_at + timedelta(hours=1)).astimezone(UTC),
+                due_label="straks",
+                responsible="nearest_leader",
+            )
+        )
+    if injured:
+        law.append(
+            Duty(
+                id="aml-5-1",
+                kind="law",
+                title="Registrer personskaden",
+                legal_ref="aml § 5-1",
+                due_at=end_of_day(next_working_day(incident_day)),
+                due_label="neste virkedag",
+                responsible="nearest_leader",
+            )
+        )
+        # ftrl § 13-14 sets a calendar limit of one year; it is not moved to a working day.
+        law.append(
+            Duty(
+                id="ftrl-13-14",
+                kind="law",
+                title="Send yrkesskademelding til NAV",
+                legal_ref="ftrl § 13-14",
+                due_at=end_of_day(add_months(incident_day, 12)),
+                due_label="innen ett år",
+                responsible="hr",
+            )
+        )
+    steps: list[Duty] = []
+    for step in DEFAULT_ROUTINE if routine is None else routine:
+        due_day, label = routine_due(step, incident_day)
+        steps.append(
+            Duty(
+                id=step.id,
+                kind="routine",
+                title=step.title,
+                legal_ref=None,
+                due_at=end_of_day(due_day),
+                due_label=label,
+                responsible=step.responsible,
+            )
+        )
+    return sorted(law, key=lambda d: d.due_at) + sorted(steps, key=lambda d: d.due_at)
+
+
+def reminder_at(set_at: datetime, due_at: datetime) -> datetime:
+    """When to remind the responsible person of a duty set at set_at and due at due_at.
+
+    A day ahead for long deadlines, halfway for short ones (so a one-hour duty is reminded
+    after half an hour), and never before the duty existed; an overdue duty is reminded at once.
+    """
+    _aware("set_at", set_at)
+    _aware("due_at", due_at)
+    span = max(due_at - set_at, timedelta(0))
+    return max(due_at - min(timedelta(hours=24), span / 2), set_at).astimezone(UTC)
+
+
+# --- links people click: acknowledgement links are signed, never guessable ----------------
+
+
+def link_key(secret: str, purpose: str) -> bytes:
+    """A key per purpose derived from the installation's secret: a leaked one opens nothing else."""
+    return hmac.new(secret.encode(), f"kriselogg:{purpose}".encode(), hashlib.sha256).digest()
+
+
+def sign_ack(key: bytes, alert: str, expires: int) -> str:
+    digest = hmac.new(key, f"{alert}.{expires}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def check_ack(key: bytes, alert: str, expires: int, signature: str) -> bool:
+    return expires >= int(clock.time()) and hmac.compare_digest(
+        sign_ack(key, alert, expires), signature
+    )

@@ -1,48 +1,85 @@
-"""Notify's own store (SQLite in its data dir): directories, alerts and the outbox of facts."""
+"""Notify's own store (SQLite in its data dir): directories, alerts, attempts, deadlines, outbox.
+
+Everything that must survive a restart lives here, not in memory: each alert's next delivery
+attempt, its escalation time, each deadline's reminder time. Every state change and the fact it
+produces for the incident log are written in one transaction (the outbox), so a crash can delay
+a fact but never lose or duplicate it.
+"""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from services.notify.domain import Directory
+from shared.schemas import Actor, AlertFactV1
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS directories (
   org_id TEXT PRIMARY KEY, body TEXT NOT NULL, updated_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS incidents (
+  org_id TEXT NOT NULL, incident_id TEXT NOT NULL,
+  summary TEXT NOT NULL,          -- what the alert texts say: title, place, time, reporter
+  chain TEXT NOT NULL,            -- the leaders to alert, in escalation order (JSON)
+  next_in_chain INTEGER NOT NULL, -- index in chain of the next person to escalate to
+  status TEXT NOT NULL,           -- open | acknowledged | closed
+  created_at TEXT NOT NULL,
+  PRIMARY KEY (org_id, incident_id));
 CREATE TABLE IF NOT EXISTS alerts (
-  id TEXT PRIMARY KEY, org_id TEXT NOT NULL, incident_id TEXT NOT NULL, role TEXT NOT NULL,
-  person_id TEXT NOT NULL, person_name TEXT NOT NULL, channel TEXT NOT NULL,
-  status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL,
-  sent_at TEXT, acknowledged_at TEXT, last_error TEXT);
+  id TEXT PRIMARY KEY, org_id TEXT NOT NULL, incident_id TEXT NOT NULL,
+  kind TEXT NOT NULL,             -- alert | reminder
+  role TEXT NOT NULL, person_id TEXT NOT NULL, person_name TEXT NOT NULL,
+  contacts TEXT NOT NULL,         -- [[channel, address], ...] in the person's order
+  channel TEXT,                   -- channel of the last attempt
+  status TEXT NOT NULL,           -- pending | sending | sent | acknowledged | escalated
+                                  -- | unanswered | cancelled
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at TEXT,           -- when to (re)try; NULL once delivered or stopped
+  escalate_at TEXT,               -- leaders only: alert the next person if no ack by then
+  deadline_id TEXT,               -- reminders: the duty they remind of
+  body TEXT NOT NULL DEFAULT '{}',-- what the message says beyond the incident summary
+  created_at TEXT NOT NULL, sent_at TEXT, acknowledged_at TEXT, acknowledged_by TEXT,
+  escalated_at TEXT, last_error TEXT);
 CREATE INDEX IF NOT EXISTS alerts_by_incident ON alerts (org_id, incident_id);
+CREATE INDEX IF NOT EXISTS alerts_due ON alerts (next_attempt_at) WHERE next_attempt_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS alerts_escalation ON alerts (escalate_at) WHERE escalate_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS attempts (
+  alert_id TEXT NOT NULL, n INTEGER NOT NULL, channel TEXT NOT NULL, started_at TEXT NOT NULL,
+  finished_at TEXT NOT NULL, outcome TEXT NOT NULL, error TEXT,
+  PRIMARY KEY (alert_id, n));
+CREATE TABLE IF NOT EXISTS deadlines (
+  org_id TEXT NOT NULL, incident_id TEXT NOT NULL, deadline_id TEXT NOT NULL,
+  kind TEXT NOT NULL, title TEXT NOT NULL, legal_ref TEXT, due_at TEXT NOT NULL,
+  due_label TEXT NOT NULL, responsible_role TEXT NOT NULL,
+  person_id TEXT, person_name TEXT, contacts TEXT NOT NULL,
+  remind_at TEXT NOT NULL, reminded_at TEXT, met_at TEXT,
+  PRIMARY KEY (org_id, incident_id, deadline_id));
+CREATE INDEX IF NOT EXISTS deadlines_reminder ON deadlines (remind_at)
+  WHERE reminded_at IS NULL AND met_at IS NULL;
 CREATE TABLE IF NOT EXISTS outbox (
   fact_id TEXT PRIMARY KEY, org_id TEXT NOT NULL, subject TEXT NOT NULL, body TEXT NOT NULL,
   created_at TEXT NOT NULL, published_at TEXT);
 CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (published_at) WHERE published_at IS NULL;
 """
 
+LEADER_ROLES = ("nearest_leader", "deputy", "leader")
+OPEN_STATUSES = ("pending", "sending")
 
-def now_text() -> str:
-    return datetime.now(UTC).isoformat()
+
+def ts(moment: datetime) -> str:
+    """One fixed text form for instants, so that SQLite compares them correctly as text."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-@dataclass(frozen=True)
-class PlannedAlert:
-    id: str
-    org_id: str
-    incident_id: str
-    role: str
-    person_id: str
-    person_name: str
-    channel: str
+def parse_ts(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -51,6 +88,77 @@ class OutboxFact:
     org_id: str
     subject: str
     body: str
+
+
+@dataclass(frozen=True)
+class Contact:
+    channel: str
+    address: str
+
+
+@dataclass(frozen=True)
+class NewAlert:
+    id: str
+    org_id: str
+    incident_id: str
+    role: str
+    person_id: str
+    person_name: str
+    contacts: Sequence[Contact]
+    escalate_at: datetime | None
+    kind: str = "alert"
+    deadline_id: str | None = None
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NewDeadline:
+    deadline_id: str
+    kind: str
+    title: str
+    legal_ref: str | None
+    due_at: datetime
+    due_label: str
+    responsible_role: str
+    person_id: str | None
+    person_name: str | None
+    contacts: Sequence[Contact]
+    remind_at: datetime
+
+
+@dataclass(frozen=True)
+class Alert:
+    """An alert (or reminder) as the dispatcher needs it to make one delivery attempt."""
+
+    id: str
+    org_id: str
+    incident_id: str
+    kind: str
+    role: str
+    person_id: str
+    person_name: str
+    contacts: tuple[Contact, ...]
+    attempts: int
+    status: str
+    deadline_id: str | None
+    body: dict[str, Any]
+    summary: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Escalation:
+    """What the dispatcher must publish after an escalation was recorded."""
+
+    from_alert: dict[str, Any]
+    to_alert: NewAlert | None
+
+
+def _contacts(text: str) -> tuple[Contact, ...]:
+    return tuple(Contact(c, a) for c, a in json.loads(text))
+
+
+def _contacts_json(contacts: Sequence[Contact]) -> str:
+    return json.dumps([[c.channel, c.address] for c in contacts], ensure_ascii=False)
 
 
 class NotifyStore:
@@ -87,15 +195,16 @@ class NotifyStore:
             self._db.execute("SELECT 1").fetchone()
         return True
 
-    # --- directory --------------------------------------------------------------------------
+    # --- directory ------------------------------------------------------------------------
 
     def put_directory(self, directory: Directory) -> None:
-        body = directory.model_dump_json(by_alias=True)
+        # Replacing the directory touches only this table: alerts in flight keep the people and
+        # contact points they were planned with, and their escalation chain.
         with self._tx() as db:
             db.execute(
-                "INSERT INTO directories VALUES (?, ?, ?) ON CONFLICT (org_id) "
-                "DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
-                (directory.org.id, body, now_text()),
+                "INSERT INTO directories VALUES (?, ?, ?) ON CONFLICT (org_id) DO UPDATE "
+                "SET body = excluded.body, updated_at = excluded.updated_at",
+                (directory.org.id, directory.model_dump_json(by_alias=True), ts(now())),
             )
 
     def directory(self, org_id: str) -> Directory | None:
@@ -105,57 +214,328 @@ class NotifyStore:
             ).fetchone()
         return Directory.model_validate_json(row["body"]) if row else None
 
-    # --- alerts -----------------------------------------------------------------------------
+    # --- planning a report ----------------------------------------------------------------
 
-    def plan(self, alerts: list[PlannedAlert]) -> None:
-        """Record alerts to send; a redelivered report plans the same ids, so nothing doubles."""
-        at = now_text()
+    def plan_report(
+        self,
+        org_id: str,
+        incident_id: str,
+        summary: dict[str, Any],
+        chain: list[dict[str, Any]],
+        first_in_chain: int,
+        alerts: Sequence[NewAlert],
+        deadlines: Sequence[NewDeadline],
+        facts: Sequence[OutboxFact],
+    ) -> bool:
+        """Record everything a report sets in motion, once: a redelivered report changes nothing.
+
+        Returns False when the report had already been planned.
+        """
         with self._tx() as db:
-            db.executemany(
-                "INSERT OR IGNORE INTO alerts (id, org_id, incident_id, role, person_id, "
-                "person_name, channel, status, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
-                [
+            created = db.execute(
+                "INSERT OR IGNORE INTO incidents VALUES (?, ?, ?, ?, ?, 'open', ?)",
+                (
+                    org_id,
+                    incident_id,
+                    json.dumps(summary, ensure_ascii=False),
+                    json.dumps(chain, ensure_ascii=False),
+                    first_in_chain,
+                    ts(now()),
+                ),
+            ).rowcount
+            if not created:
+                return False
+            for alert in alerts:
+                self._insert_alert(db, alert)
+            for d in deadlines:
+                db.execute(
+                    "INSERT OR IGNORE INTO deadlines VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
                     (
-                        a.id,
-                        a.org_id,
-                        a.incident_id,
-                        a.role,
-                        a.person_id,
-                        a.person_name,
-                        a.channel,
-                        at,
-                    )
-                    for a in alerts
-                ],
-            )
+                        org_id, incident_id, d.deadline_id, d.kind, d.title, d.legal_ref,
+                        ts(d.due_at), d.due_label, d.responsible_role, d.person_id,
+                        d.person_name, _contacts_json(d.contacts), ts(d.remind_at),
+                    ),
+                )  # fmt: skip
+            self._insert_facts(db, facts)
+        return True
 
-    def pending(self, alert_ids: list[str] | None = None) -> list[PlannedAlert]:
-        query = (
-            "SELECT id, org_id, incident_id, role, person_id, person_name, channel "
-            "FROM alerts WHERE status = 'pending'"
-        )
-        params: list[str] = []
-        if alert_ids is not None:
-            query += f" AND id IN ({','.join('?' * len(alert_ids))})"
-            params = alert_ids
-        with self._lock:
-            rows = self._db.execute(query + " ORDER BY created_at, id", params).fetchall()
-        return [PlannedAlert(**dict(r)) for r in rows]
+    @staticmethod
+    def _insert_alert(db: sqlite3.Connection, a: NewAlert) -> None:
+        at = now()
+        db.execute(
+            "INSERT OR IGNORE INTO alerts (id, org_id, incident_id, kind, role, person_id,"
+            " person_name, contacts, status, attempts, next_attempt_at, escalate_at, deadline_id,"
+            " body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?)",
+            (
+                a.id, a.org_id, a.incident_id, a.kind, a.role, a.person_id, a.person_name,
+                _contacts_json(a.contacts), ts(at),
+                ts(a.escalate_at) if a.escalate_at else None, a.deadline_id,
+                json.dumps(a.body, ensure_ascii=False), ts(at),
+            ),
+        )  # fmt: skip
 
-    def mark_sent(self, alert_id: str, fact: OutboxFact) -> None:
-        """The delivery and the fact that reports it are recorded together, or not at all."""
-        at = now_text()
-        with self._tx() as db:
-            db.execute(
-                "UPDATE alerts SET status = 'sent', sent_at = ?, attempts = attempts + 1 "
-                "WHERE id = ?",
-                (at, alert_id),
-            )
+    @staticmethod
+    def _insert_facts(db: sqlite3.Connection, facts: Sequence[OutboxFact]) -> None:
+        for fact in facts:
             db.execute(
                 "INSERT OR IGNORE INTO outbox VALUES (?, ?, ?, ?, ?, NULL)",
-                (fact.fact_id, fact.org_id, fact.subject, fact.body, at),
+                (fact.fact_id, fact.org_id, fact.subject, fact.body, ts(now())),
             )
+
+    # --- delivery -------------------------------------------------------------------------
+
+    def release_claims(self) -> int:
+        """After a restart: deliveries that were in flight when the process died are retried."""
+        with self._tx() as db:
+            return db.execute(
+                "UPDATE alerts SET status = 'pending', next_attempt_at = ?"
+                " WHERE status = 'sending'",
+                (ts(now()),),
+            ).rowcount
+
+    def claim_due(self, at: datetime, hold: timedelta, limit: int = 50) -> list[Alert]:
+        """Take the deliveries that are due; a claim not finished within `hold` is taken again."""
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT a.*, i.summary FROM alerts a JOIN incidents i"
+                " ON i.org_id = a.org_id AND i.incident_id = a.incident_id"
+                " WHERE a.next_attempt_at IS NOT NULL AND a.next_attempt_at <= ?"
+                " AND a.status IN ('pending', 'sending') ORDER BY a.next_attempt_at LIMIT ?",
+                (ts(at), limit),
+            ).fetchall()
+            for row in rows:
+                db.execute(
+                    "UPDATE alerts SET status = 'sending', next_attempt_at = ? WHERE id = ?",
+                    (ts(at + hold), row["id"]),
+                )
+        return [
+            Alert(
+                id=r["id"],
+                org_id=r["org_id"],
+                incident_id=r["incident_id"],
+                kind=r["kind"],
+                role=r["role"],
+                person_id=r["person_id"],
+                person_name=r["person_name"],
+                contacts=_contacts(r["contacts"]),
+                attempts=r["attempts"],
+                status=r["status"],
+                deadline_id=r["deadline_id"],
+                body=json.loads(r["body"]),
+                summary=json.loads(r["summary"]),
+            )
+            for r in rows
+        ]
+
+    def attempt_done(
+        self,
+        alert: Alert,
+        channel: str,
+        started_at: datetime,
+        error: str | None,
+        retry_at: datetime | None,
+        fact: OutboxFact | None,
+    ) -> None:
+        """Record one attempt and its outcome; a delivered alert's fact goes to the outbox."""
+        at = now()
+        with self._tx() as db:
+            n = alert.attempts + 1
+            db.execute(
+                "INSERT OR REPLACE INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    alert.id, n, channel, ts(started_at), ts(at),
+                    "failed" if error else "delivered", error,
+                ),
+            )  # fmt: skip
+            if error is None:
+                # An alert escalated or cancelled meanwhile keeps that status; it was delivered.
+                db.execute(
+                    "UPDATE alerts SET attempts = ?, channel = ?, sent_at = ?, last_error = NULL,"
+                    " next_attempt_at = NULL,"
+                    " status = CASE WHEN status = 'sending' THEN 'sent' ELSE status END"
+                    " WHERE id = ?",
+                    (n, channel, ts(at), alert.id),
+                )
+                if fact is not None:
+                    self._insert_facts(db, [fact])
+            else:
+                db.execute(
+                    "UPDATE alerts SET attempts = ?, channel = ?, last_error = ?,"
+                    " next_attempt_at = CASE WHEN status = 'sending' THEN ? ELSE NULL END,"
+                    " status = CASE WHEN status = 'sending' THEN 'pending' ELSE status END"
+                    " WHERE id = ?",
+                    (n, channel, error, ts(retry_at) if retry_at else None, alert.id),
+                )
+
+    # --- escalation -----------------------------------------------------------------------
+
+    def escalate_due(
+        self,
+        at: datetime,
+        window: timedelta,
+        next_alert: Any,
+        facts_for: Any,
+    ) -> list[Escalation]:
+        """Escalate every leader alert whose window passed without an acknowledgement.
+
+        `next_alert(incident_row, chain_entry, at)` builds the next person's alert and
+        `facts_for(escalation)` the facts to publish; both are pure, passed in by the dispatcher.
+        """
+        done: list[Escalation] = []
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT a.*, i.chain, i.next_in_chain, i.status AS incident_status, i.summary"
+                " FROM alerts a JOIN incidents i"
+                " ON i.org_id = a.org_id AND i.incident_id = a.incident_id"
+                " WHERE a.escalate_at IS NOT NULL AND a.escalate_at <= ? ORDER BY a.escalate_at",
+                (ts(at),),
+            ).fetchall()
+            for row in rows:
+                if row["incident_status"] != "open":
+                    db.execute("UPDATE alerts SET escalate_at = NULL WHERE id = ?", (row["id"],))
+                    continue
+                chain = json.loads(row["chain"])
+                index = row["next_in_chain"]
+                to_alert: NewAlert | None = None
+                if index < len(chain):
+                    to_alert = next_alert(dict(row), chain[index], at + window)
+                    self._insert_alert(db, to_alert)
+                    db.execute(
+                        "UPDATE incidents SET next_in_chain = ?"
+                        " WHERE org_id = ? AND incident_id = ?",
+                        (index + 1, row["org_id"], row["incident_id"]),
+                    )
+                status = "escalated" if to_alert else "unanswered"
+                db.execute(
+                    "UPDATE alerts SET escalate_at = NULL, escalated_at = ?, status = CASE"
+                    " WHEN status IN ('pending', 'sending') THEN 'cancelled' ELSE ? END,"
+                    " next_attempt_at = NULL WHERE id = ?",
+                    (ts(at), status, row["id"]),
+                )
+                escalation = Escalation(from_alert=dict(row), to_alert=to_alert)
+                self._insert_facts(db, facts_for(escalation))
+                done.append(escalation)
+        return done
+
+    # --- acknowledgement ------------------------------------------------------------------
+
+    def alert(self, org_id: str, alert_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM alerts WHERE org_id = ? AND id = ?", (org_id, alert_id)
+            ).fetchone()
+        return dict(row) if row else None
+
+    def alert_by_id(self, alert_id: str) -> dict[str, Any] | None:
+        """For signed links only: the signature, not a token, says who may use it."""
+        with self._lock:
+            row = self._db.execute("SELECT * FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+        return dict(row) if row else None
+
+    def acknowledge(
+        self, org_id: str, alert_id: str, at: datetime, fact: OutboxFact
+    ) -> dict[str, Any] | None:
+        """Record the acknowledgement once; a leader's stops the escalation of the incident.
+
+        Returns the alert as it is now, or None if it does not exist in the organisation.
+        """
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT * FROM alerts WHERE org_id = ? AND id = ?", (org_id, alert_id)
+            ).fetchone()
+            if row is None:
+                return None
+            if row["acknowledged_at"] is None:
+                db.execute(
+                    "UPDATE alerts SET acknowledged_at = ?, acknowledged_by = ?,"
+                    " status = 'acknowledged', escalate_at = NULL, next_attempt_at = NULL"
+                    " WHERE id = ?",
+                    (ts(at), row["person_id"], alert_id),
+                )
+                if row["role"] in LEADER_ROLES:
+                    # Someone responsible has answered: nobody else in the chain is alerted.
+                    db.execute(
+                        "UPDATE incidents SET status = 'acknowledged'"
+                        " WHERE org_id = ? AND incident_id = ? AND status = 'open'",
+                        (org_id, row["incident_id"]),
+                    )
+                    db.execute(
+                        "UPDATE alerts SET escalate_at = NULL, next_attempt_at = NULL,"
+                        " status = CASE WHEN status IN ('pending', 'sending') THEN 'cancelled'"
+                        " ELSE status END"
+                        " WHERE org_id = ? AND incident_id = ? AND kind = 'alert' AND role IN"
+                        " ('nearest_leader', 'deputy', 'leader') AND id != ?",
+                        (org_id, row["incident_id"], alert_id),
+                    )
+                self._insert_facts(db, [fact])
+            updated = db.execute("SELECT * FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+        return dict(updated)
+
+    # --- deadlines and the end of an incident --------------------------------------------
+
+    def remind_due(self, at: datetime, reminder: Any) -> int:
+        """Plan a reminder for each duty whose reminder time came; `reminder(row)` builds it."""
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT d.*, i.status AS incident_status FROM deadlines d JOIN incidents i"
+                " ON i.org_id = d.org_id AND i.incident_id = d.incident_id"
+                " WHERE d.reminded_at IS NULL AND d.met_at IS NULL AND d.remind_at <= ?",
+                (ts(at),),
+            ).fetchall()
+            planned = 0
+            for row in rows:
+                if row["incident_status"] != "closed" and row["person_id"]:
+                    self._insert_alert(db, reminder(dict(row)))
+                    planned += 1
+                db.execute(
+                    "UPDATE deadlines SET reminded_at = ?"
+                    " WHERE org_id = ? AND incident_id = ? AND deadline_id = ?",
+                    (ts(at), row["org_id"], row["incident_id"], row["deadline_id"]),
+                )
+        return planned
+
+    def deadline_met(self, org_id: str, incident_id: str, deadline_id: str, at: datetime) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE deadlines SET met_at = ?"
+                " WHERE org_id = ? AND incident_id = ? AND deadline_id = ? AND met_at IS NULL",
+                (ts(at), org_id, incident_id, deadline_id),
+            )
+            db.execute(
+                "UPDATE alerts SET status = 'cancelled', next_attempt_at = NULL"
+                " WHERE org_id = ? AND incident_id = ? AND deadline_id = ?"
+                " AND status IN ('pending', 'sending')",
+                (org_id, incident_id, deadline_id),
+            )
+
+    def incident_closed(self, org_id: str, incident_id: str) -> None:
+        """A closed incident needs no more alerts, escalations or reminders."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE incidents SET status = 'closed' WHERE org_id = ? AND incident_id = ?",
+                (org_id, incident_id),
+            )
+            db.execute(
+                "UPDATE alerts SET escalate_at = NULL, next_attempt_at = NULL,"
+                " status = CASE WHEN status IN ('pending', 'sending') THEN 'cancelled'"
+                " ELSE status END WHERE org_id = ? AND incident_id = ?",
+                (org_id, incident_id),
+            )
+
+    def next_due(self) -> datetime | None:
+        """The earliest moment anything is due: a delivery, an escalation or a reminder."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT min(t) FROM ("
+                " SELECT min(next_attempt_at) AS t FROM alerts WHERE next_attempt_at IS NOT NULL"
+                " UNION ALL SELECT min(escalate_at) FROM alerts WHERE escalate_at IS NOT NULL"
+                " UNION ALL SELECT min(remind_at) FROM deadlines"
+                " WHERE reminded_at IS NULL AND met_at IS NULL)"
+            ).fetchone()
+        return parse_ts(row[0]) if row and row[0] else None
+
+    # --- outbox ---------------------------------------------------------------------------
 
     def unpublished(self, limit: int = 100) -> list[OutboxFact]:
         with self._lock:
@@ -168,24 +548,68 @@ class NotifyStore:
 
     def mark_published(self, fact_id: str) -> None:
         with self._tx() as db:
-            db.execute(
-                "UPDATE outbox SET published_at = ? WHERE fact_id = ?", (now_text(), fact_id)
-            )
+            db.execute("UPDATE outbox SET published_at = ? WHERE fact_id = ?", (ts(now()), fact_id))
+
+    # --- reading, for the API -------------------------------------------------------------
 
     def alerts(self, org_id: str, incident_id: str | None = None) -> list[dict[str, Any]]:
-        query = "SELECT * FROM alerts WHERE org_id = ?"
+        query = (
+            "SELECT id, incident_id, kind, role, person_id, person_name, channel, status,"
+            " attempts, created_at, sent_at, acknowledged_at, escalate_at, escalated_at,"
+            " deadline_id, last_error FROM alerts WHERE org_id = ?"
+        )
         params = [org_id]
         if incident_id:
             query += " AND incident_id = ?"
             params.append(incident_id)
         with self._lock:
-            rows = self._db.execute(query + " ORDER BY created_at, id", params).fetchall()
-        return [dict(r) for r in rows]
+            rows = [dict(r) for r in self._db.execute(query + " ORDER BY created_at, id", params)]
+            for row in rows:
+                row["attempt_log"] = [
+                    dict(a)
+                    for a in self._db.execute(
+                        "SELECT n, channel, started_at, finished_at, outcome, error"
+                        " FROM attempts WHERE alert_id = ? ORDER BY n",
+                        (row["id"],),
+                    )
+                ]
+        return rows
 
-    def alert_count(self) -> int:
+    def alert_count(self, kind: str = "alert") -> int:
         with self._lock:
-            return int(self._db.execute("SELECT count(*) FROM alerts").fetchone()[0])
+            row = self._db.execute("SELECT count(*) FROM alerts WHERE kind = ?", (kind,)).fetchone()
+        return int(row[0])
+
+    def deadlines(self, org_id: str, incident_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [
+                dict(r)
+                for r in self._db.execute(
+                    "SELECT deadline_id, kind, title, legal_ref, due_at, due_label,"
+                    " responsible_role, person_id, person_name, remind_at, reminded_at, met_at"
+                    " FROM deadlines WHERE org_id = ? AND incident_id = ? ORDER BY due_at",
+                    (org_id, incident_id),
+                )
+            ]
 
 
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def alert_fact(
+    kind: str, alert: Mapping[str, Any], subject: str, channel: str = "", **extra: Any
+) -> OutboxFact:
+    fact = AlertFactV1(
+        fact_id=f"{alert['id']}:{kind}",
+        type=kind,  # type: ignore[arg-type]
+        alert_id=alert["id"],
+        incident_id=alert["incident_id"],
+        org_id=alert["org_id"],
+        at=datetime.now(UTC),
+        recipient=Actor(id=alert["person_id"], name=alert["person_name"]),
+        role=alert["role"],
+        channel=channel or alert.get("channel") or "",
+        **extra,
+    )
+    return OutboxFact(fact.fact_id, fact.org_id, subject, fact.model_dump_json())

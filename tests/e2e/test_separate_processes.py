@@ -46,7 +46,7 @@ async def test_thin_path_across_four_processes_on_postgres(
             30,
         )
         names = Subjects(namespace)
-        await watcher.start(nats_url, names.stream, names.all_orgs("incident", "RecipientAlerted"))
+        await watcher.start(nats_url, names.stream, names.all_orgs("incident"))
         admin = issue_token(key, org_id="demo", person_id="p-admin", name="A", roles=["admin"])
         reporter = issue_token(
             key, org_id="demo", person_id="p-ansatt", name="Ali Ansatt", roles=["reporter"]
@@ -63,13 +63,20 @@ async def test_thin_path_across_four_processes_on_postgres(
             created = await client.post(incidents, json=REPORT, headers=auth)
             assert created.status_code == 201, created.text
             incident_id = created.json()["id"]
-            await watcher.wait_for(lambda seen: len(seen[incident_id]) == 2)
+            await watcher.wait_for_events(
+                lambda seen: (
+                    [e["type"] for e in seen[incident_id]].count("DeadlineSet") == 5
+                    and len(seen[incident_id]) == 8
+                )
+            )
             timeline = (
                 await client.get(f"{incidents}/{incident_id}/timeline", headers=auth)
             ).json()
         kinds = [e["type"] for e in timeline["events"]]
-        assert kinds == ["IncidentReported", "RecipientAlerted", "RecipientAlerted"]
-        assert {e["data"]["recipient"]["id"] for e in timeline["events"][1:]} == {"p-ln", "p-vo"}
+        assert kinds[0] == "IncidentReported"
+        assert sorted(kinds[1:]) == ["DeadlineSet"] * 5 + ["RecipientAlerted"] * 2
+        alerted = [e for e in timeline["events"] if e["type"] == "RecipientAlerted"]
+        assert {e["data"]["recipient"]["id"] for e in alerted} == {"p-ln", "p-vo"}
     finally:
         await watcher.stop()
         for proc in procs:

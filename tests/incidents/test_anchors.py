@@ -18,14 +18,14 @@ ACTOR = {"id": "p-ln", "name": "Lise Nord"}
 
 async def logged_incident(stack: Stack, notes: int) -> tuple[str, int]:
     incident_id = (await stack.report())["id"]
-    await stack.alerts.wait_for(lambda seen: len(seen[incident_id]) == 2)
+    settled = await stack.settle(incident_id)
     for i in range(notes):
         response = await stack.client.post(
             f"/api/v1/incidents/{incident_id}/notes", json={"text": f"Notat {i}"},
             headers=stack.auth(),
         )  # fmt: skip
         assert response.status_code == 201
-    head = 3 + notes
+    head = settled + notes
     anchors = stack.apps["documents"].state.anchors
     assert await asyncio.to_thread(anchors.wait_for, "demo", incident_id, head, 20)
     return incident_id, head
