@@ -267,3 +267,43 @@ class BrokenSmtp:
     async def wait_for_connections(self, count: int, timeout: float = 20) -> None:
         async with asyncio.timeout(timeout), self._changed:
             await self._changed.wait_for(lambda: self.connections >= count)
+
+
+class HttpSink:
+    """A real HTTP server on loopback that records each POST (webhooks, an SMS gateway)."""
+
+    def __init__(self, status: int = 200) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        sink = self
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        self._changed = threading.Condition()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                with sink._changed:
+                    sink.requests.append((self.path, dict(self.headers.items()), body))
+                    sink._changed.notify_all()
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    async def wait_for(self, count: int, timeout: float = 20) -> None:
+        def wait() -> None:
+            with self._changed:
+                if not self._changed.wait_for(lambda: len(self.requests) >= count, timeout):
+                    raise AssertionError(f"{len(self.requests)} of {count} requests arrived")
+
+        await asyncio.to_thread(wait)

@@ -70,6 +70,15 @@ def build_router(
                 if res.safety_rep
                 else None
             ),
+            "main_safety_rep": (
+                {
+                    "person_id": res.main_safety_rep.person.id,
+                    "name": res.main_safety_rep.person.name,
+                }
+                if res.main_safety_rep
+                else None
+            ),
+            "hr": [{"person_id": r.person.id, "name": r.person.name} for r in res.hr],
             "skipped": [
                 {
                     "person_id": s.person.id,

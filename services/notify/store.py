@@ -407,10 +407,11 @@ class NotifyStore:
                         (index + 1, row["org_id"], row["incident_id"]),
                     )
                 status = "escalated" if to_alert else "unanswered"
+                # An alert not yet delivered keeps being tried: escalating adds a person, it
+                # does not take the first one off the case.
                 db.execute(
                     "UPDATE alerts SET escalate_at = NULL, escalated_at = ?, status = CASE"
-                    " WHEN status IN ('pending', 'sending') THEN 'cancelled' ELSE ? END,"
-                    " next_attempt_at = NULL WHERE id = ?",
+                    " WHEN status IN ('pending', 'sending') THEN status ELSE ? END WHERE id = ?",
                     (ts(at), status, row["id"]),
                 )
                 escalation = Escalation(from_alert=dict(row), to_alert=to_alert)

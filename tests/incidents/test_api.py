@@ -188,3 +188,36 @@ async def test_list_shows_own_incidents_by_status(stack: Stack) -> None:
     assert open_only.json()[0]["title"] == "Andre"
     bad = await stack.client.get("/api/v1/incidents", params={"status": "x"}, headers=stack.auth())
     assert bad.status_code == 422
+
+
+async def test_a_deadline_is_marked_met_once_even_after_closing(stack: Stack) -> None:
+    incident_id = (await stack.report())["id"]
+    await stack.settle(incident_id)
+    base = f"/api/v1/incidents/{incident_id}"
+    state = (await stack.timeline(incident_id))["incident"]
+    assert state["deadlines"]["ftrl-13-14"]["kind"] == "law"
+    assert state["deadlines"]["ftrl-13-14"]["legal_ref"] == "ftrl § 13-14"
+    assert state["deadlines"]["oppfolging-en-uke"]["kind"] == "routine"
+
+    closed = await stack.client.post(
+        f"{base}/close", json={"summary": "Fulgt opp"}, headers=stack.auth()
+    )
+    assert closed.status_code == 201
+    # The NAV report may be sent months after the incident was closed.
+    met = await stack.client.post(
+        f"{base}/deadlines/ftrl-13-14/met",
+        json={"note": "Sendt via Altinn"},
+        headers=stack.auth(),
+    )
+    assert met.status_code == 201, met.text
+    again = await stack.client.post(
+        f"{base}/deadlines/ftrl-13-14/met", json={}, headers=stack.auth()
+    )
+    assert again.status_code == 409
+    unknown = await stack.client.post(
+        f"{base}/deadlines/finnes-ikke/met", json={}, headers=stack.auth()
+    )
+    assert unknown.status_code == 404
+    state = (await stack.timeline(incident_id))["incident"]
+    assert state["deadlines"]["ftrl-13-14"]["met_at"] is not None
+    assert state["deadlines"]["aml-5-1"]["met_at"] is None

@@ -1,0 +1,146 @@
+"""Notify's timers are rows: they survive a restart, and each consequence is recorded once."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from services.notify.store import (
+    Contact,
+    Escalation,
+    NewAlert,
+    NewDeadline,
+    NotifyStore,
+    OutboxFact,
+    alert_fact,
+)
+
+T0 = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
+WINDOW = timedelta(minutes=15)
+CHAIN = [
+    {"person_id": "p-ln", "name": "Lise Nord", "role": "nearest_leader", "unit_id": "u-nord",
+     "contacts": [["email", "lise@x.example"]]},
+    {"person_id": "p-ln2", "name": "Lars Nestleder", "role": "deputy", "unit_id": "u-nord",
+     "contacts": [["email", "lars@x.example"]]},
+]  # fmt: skip
+
+
+def leader_alert(entry: dict[str, Any], escalate_at: datetime | None) -> NewAlert:
+    return NewAlert(
+        id=f"a-{entry['person_id']}",
+        org_id="demo",
+        incident_id="i-1",
+        role=entry["role"],
+        person_id=entry["person_id"],
+        person_name=entry["name"],
+        contacts=[Contact(c, a) for c, a in entry["contacts"]],
+        escalate_at=escalate_at,
+    )
+
+
+def plan(store: NotifyStore, remind_at: datetime = T0 + timedelta(days=1)) -> bool:
+    deadline = NewDeadline(
+        deadline_id="oppfolging-en-uke", kind="routine", title="Oppfølgingssamtale etter en uke",
+        legal_ref=None, due_at=T0 + timedelta(days=7), due_label="etter en uke",
+        responsible_role="nearest_leader", person_id="p-ln", person_name="Lise Nord",
+        contacts=[Contact("email", "lise@x.example")], remind_at=remind_at,
+    )  # fmt: skip
+    return store.plan_report(
+        "demo", "i-1", {"title": "Slått"}, CHAIN, 1,
+        [leader_alert(CHAIN[0], T0 + WINDOW)], [deadline],
+        [OutboxFact("i-1:deadline:oppfolging-en-uke", "demo", "s.deadline", "{}")],
+    )  # fmt: skip
+
+
+def escalate(store: NotifyStore, at: datetime) -> list[Escalation]:
+    def facts(e: Escalation) -> list[OutboxFact]:
+        return [alert_fact("AlertEscalated", e.from_alert, "s.alert", reason="test")]
+
+    return store.escalate_due(at, WINDOW, lambda _, entry, esc: leader_alert(entry, esc), facts)
+
+
+def test_a_redelivered_report_plans_nothing_new(tmp_path: Path) -> None:
+    store = NotifyStore(tmp_path / "n.sqlite")
+    assert plan(store) is True
+    assert plan(store) is False
+    assert store.alert_count() == 1
+    assert [f.fact_id for f in store.unpublished()] == ["i-1:deadline:oppfolging-en-uke"]
+
+
+def test_escalation_timer_survives_a_restart_and_fires_once(tmp_path: Path) -> None:
+    store = NotifyStore(tmp_path / "n.sqlite")
+    plan(store)
+    assert escalate(store, T0 + WINDOW - timedelta(seconds=1)) == []
+    store.close()
+
+    reopened = NotifyStore(tmp_path / "n.sqlite")  # as after a crash
+    assert reopened.next_due() is not None
+    done = escalate(reopened, T0 + WINDOW)
+    assert [(e.from_alert["person_id"], e.to_alert and e.to_alert.person_id) for e in done] == [
+        ("p-ln", "p-ln2")
+    ]
+    assert escalate(reopened, T0 + WINDOW) == []  # fired once
+    # The deputy's own window runs from the escalation; at its end the chain is exhausted.
+    last = escalate(reopened, T0 + 2 * WINDOW)
+    assert [(e.from_alert["person_id"], e.to_alert) for e in last] == [("p-ln2", None)]
+    alerts = {a["person_id"]: a for a in reopened.alerts("demo", "i-1")}
+    # Never delivered here: both are still being tried, and both are marked escalated.
+    assert {p: a["status"] for p, a in alerts.items()} == {"p-ln": "pending", "p-ln2": "pending"}
+    assert all(a["escalated_at"] for a in alerts.values())
+    kinds = [json.loads(f.body).get("type") for f in reopened.unpublished()]
+    assert kinds.count("AlertEscalated") == 2
+
+
+def test_a_leaders_acknowledgement_stops_the_escalation(tmp_path: Path) -> None:
+    store = NotifyStore(tmp_path / "n.sqlite")
+    plan(store)
+    alert = store.alert("demo", "a-p-ln")
+    assert alert is not None
+    fact = alert_fact("AlertAcknowledged", alert, "s.alert")
+    acked = store.acknowledge("demo", "a-p-ln", T0 + timedelta(minutes=3), fact)
+    assert acked is not None and acked["status"] == "acknowledged"
+    assert store.acknowledge("other", "a-p-ln", T0, fact) is None  # another organisation
+    assert escalate(store, T0 + 2 * WINDOW) == []
+
+
+def test_reminders_are_planned_once_and_a_met_deadline_is_not_reminded(tmp_path: Path) -> None:
+    store = NotifyStore(tmp_path / "n.sqlite")
+    plan(store, remind_at=T0 + timedelta(days=6))
+
+    def reminder(row: dict[str, Any]) -> NewAlert:
+        return NewAlert(
+            id="r-1", org_id=row["org_id"], incident_id=row["incident_id"], kind="reminder",
+            role=row["responsible_role"], person_id=row["person_id"],
+            person_name=row["person_name"], contacts=[], escalate_at=None,
+            deadline_id=row["deadline_id"],
+        )  # fmt: skip
+
+    assert store.remind_due(T0 + timedelta(days=5), reminder) == 0
+    assert store.remind_due(T0 + timedelta(days=6), reminder) == 1
+    assert store.remind_due(T0 + timedelta(days=6, hours=1), reminder) == 0
+    store.deadline_met("demo", "i-1", "oppfolging-en-uke", T0 + timedelta(days=6, hours=2))
+    reminders = [a for a in store.alerts("demo", "i-1") if a["kind"] == "reminder"]
+    assert [r["status"] for r in reminders] == ["cancelled"]  # met before it was delivered
+    assert store.deadlines("demo", "i-1")[0]["met_at"] is not None
+
+
+def test_a_closed_incident_stops_every_timer(tmp_path: Path) -> None:
+    store = NotifyStore(tmp_path / "n.sqlite")
+    plan(store)
+    store.incident_closed("demo", "i-1")
+    assert escalate(store, T0 + 2 * WINDOW) == []
+    assert all(a["status"] == "cancelled" for a in store.alerts("demo", "i-1"))
+
+
+def test_deliveries_in_flight_when_the_process_died_are_taken_again(tmp_path: Path) -> None:
+    store = NotifyStore(tmp_path / "n.sqlite")
+    plan(store)
+    claimed = store.claim_due(datetime.now(UTC), timedelta(minutes=5))
+    assert [a.id for a in claimed] == ["a-p-ln"]
+    assert store.claim_due(datetime.now(UTC), timedelta(minutes=5)) == []  # held by the claim
+    store.close()
+    reopened = NotifyStore(tmp_path / "n.sqlite")
+    assert reopened.release_claims() == 1
+    assert [a.id for a in reopened.claim_due(datetime.now(UTC), timedelta(minutes=5))] == ["a-p-ln"]
