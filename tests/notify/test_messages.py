@@ -1,0 +1,74 @@
+"""What people receive, and on which channel each attempt goes (no network)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from services.notify.bus import Channels, Dispatcher
+from services.notify.domain import check_ack
+from services.notify.store import Alert, Contact, NotifyStore
+from shared.settings import Settings
+
+SUMMARY = {
+    "title": "Truet med kniv i resepsjonen",
+    "severity": "critical",
+    "place": "Rådhuset",
+    "unit_name": "Servicetorget",
+    "occurred_at": "2026-07-01T08:30:00+00:00",
+    "reported_at": "2026-07-01T08:35:00+00:00",
+    "reported_by": "Ali Ansatt",
+}
+
+
+def alert(kind: str = "alert", attempts: int = 0, contacts: int = 2) -> Alert:
+    return Alert(
+        id="a-1", org_id="demo", incident_id="i-1", kind=kind, role="nearest_leader",
+        person_id="p-ln", person_name="Lise Nord",
+        contacts=(Contact("email", "lise@x.example"), Contact("sms", "+4790000001"))[:contacts],
+        attempts=attempts, status="pending", deadline_id="ftrl-13-14" if kind != "alert" else None,
+        body={"title": "Send yrkesskademelding til NAV", "legal_ref": "ftrl § 13-14",
+              "due_at": "2027-07-01T14:00:00+00:00"} if kind != "alert" else {},
+        summary=SUMMARY,
+    )  # fmt: skip
+
+
+def channels(tmp_path: Path, **extra: object) -> Channels:
+    settings = Settings(data_dir=tmp_path, public_url="https://krise.example", **extra)
+    return Channels(settings, "a-secret-key")
+
+
+def test_an_alert_says_what_where_when_who_and_how_to_answer(tmp_path: Path) -> None:
+    c = channels(tmp_path, escalation_seconds=900)
+    subject, text = c.compose(alert())
+    assert subject == "Varsel fra kriselogg: Truet med kniv i resepsjonen"
+    assert "Alvorlighet: kritisk" in text
+    assert "Hvor: Rådhuset (Servicetorget)" in text
+    assert "Når: onsdag 1. juli 2026 kl. 10.30" in text  # summer time in Oslo
+    assert "Meldt av: Ali Ansatt" in text
+    assert "https://krise.example/incidents/i-1" in text
+    assert "innen 15 minutter, varsles neste leder" in text
+    link = next(w for w in text.split() if "/ack?" in w)
+    query = dict(p.split("=", 1) for p in link.split("?", 1)[1].split("&"))
+    assert check_ack(c.ack_key, "a-1", int(query["expires"]), query["sig"])
+    assert not check_ack(c.ack_key, "a-2", int(query["expires"]), query["sig"])
+
+
+def test_a_reminder_names_the_duty_its_basis_and_the_deadline(tmp_path: Path) -> None:
+    subject, text = channels(tmp_path).compose(alert(kind="reminder"))
+    assert subject.startswith("Påminnelse: Send yrkesskademelding til NAV")
+    assert "(ftrl § 13-14)" in text
+    assert "Frist: torsdag 1. juli 2027 kl. 16.00" in text
+
+
+def test_attempts_use_the_backoff_then_fall_over_then_start_again(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, delivery_backoff_seconds=[1.0, 5.0])
+    store = NotifyStore(tmp_path / "n.sqlite")
+    d = Dispatcher(store, None, settings, channels(tmp_path))  # type: ignore[arg-type]
+    plan = [d._channel_for(alert(attempts=n)) for n in range(7)]
+    assert [(c.channel, wait) for c, wait in plan] == [
+        ("email", 1.0), ("email", 5.0), ("email", 0.0),  # e-mail used up: SMS at once
+        ("sms", 1.0), ("sms", 5.0), ("sms", 5.0),  # every channel tried: pause, then again
+        ("email", 1.0),
+    ]  # fmt: skip
+    alone = [d._channel_for(alert(attempts=n, contacts=1))[1] for n in range(4)]
+    assert alone == [1.0, 5.0, 5.0, 1.0]
