@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from services.notify.bus import Channels, Dispatcher
 from services.notify.domain import check_ack
@@ -32,7 +33,7 @@ def alert(kind: str = "alert", attempts: int = 0, contacts: int = 2) -> Alert:
     )  # fmt: skip
 
 
-def channels(tmp_path: Path, **extra: object) -> Channels:
+def channels(tmp_path: Path, **extra: Any) -> Channels:
     settings = Settings(data_dir=tmp_path, public_url="https://krise.example", **extra)
     return Channels(settings, "a-secret-key")
 
