@@ -66,6 +66,14 @@ def build_app(name: str, settings: Settings) -> FastAPI:
     raise typer.BadParameter(f"unknown service {name!r}; choose one of {', '.join(SERVICES)}")
 
 
+def connect_in_process(apps: dict[str, FastAPI]) -> None:
+    """One process, one origin: documents reads incidents through ASGI, not over the network."""
+    import httpx
+
+    if "documents" in apps and "incidents" in apps:
+        apps["documents"].state.incidents_transport = httpx.ASGITransport(app=apps["incidents"])
+
+
 def demo_directory() -> dict[str, Any]:
     loaded = yaml.safe_load((files("services") / "demo_directory.yaml").read_text("utf-8"))
     assert isinstance(loaded, dict)
@@ -122,6 +130,7 @@ def up(
         settings = settings.model_copy(update={"nats_url": nats.url})
     try:
         apps = {name: build_app(name, settings) for name in SERVICES}
+        connect_in_process(apps)
         if not no_demo:
             seed_demo(apps["notify"])
         url = f"http://{host}:{port}"

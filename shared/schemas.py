@@ -98,6 +98,25 @@ class DeadlineFactV1(Contract):
     responsible_role: str
 
 
+class DocumentFactV1(Contract):
+    """A log form was issued (downloaded or archived); incidents appends DocumentIssued."""
+
+    schema_name: ClassVar[str] = "DocumentFact"
+    fact_id: str = Field(description="Globally unique; also the Nats-Msg-Id")
+    type: Literal["DocumentIssued"] = "DocumentIssued"
+    incident_id: str
+    org_id: str
+    at: datetime
+    format: Literal["docx", "pdf"]
+    as_of_seq: int
+    head_hash: str
+    sha256: str = Field(description="SHA-256 of the file as issued")
+    size: int
+    filename: str
+    issued_by: Actor
+    purpose: Literal["download", "final"] = "download"
+
+
 class DeadLetterV1(Contract):
     """A message that could not be processed, kept with the reason (never silently dropped)."""
 

@@ -21,7 +21,7 @@ import nats
 from fastapi import FastAPI
 from nats.aio.msg import Msg
 
-from services.cli import SERVICES, build_app, seed_demo
+from services.cli import SERVICES, build_app, connect_in_process, seed_demo
 from services.gateway import Gateway
 from shared.auth import issue_token, signing_key
 from shared.settings import Settings
@@ -163,6 +163,7 @@ async def running_stack(
     """The services in this process behind the gateway; leave one out to run it as a process."""
     settings = stack_settings(nats_url, data_dir, **extra)
     apps = {name: build_app(name, settings) for name in services}
+    connect_in_process(apps)
     if "notify" in apps:
         seed_demo(apps["notify"])
     gateway = Gateway(apps)

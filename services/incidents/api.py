@@ -215,14 +215,17 @@ def build_router(
     async def verify(incident_id: UUID, who: Caller) -> VerifyOut:
         if await asyncio.to_thread(log.get, incident_id, who.org_id) is None:
             raise _not_found(incident_id)
-        report, hashes = await asyncio.to_thread(log.verify, incident_id)
-        valid, first_bad, reason = report.valid, report.first_invalid_seq, report.reason
+        # The anchor first, then the events: anchors only follow committed events, so an event
+        # appended meanwhile makes the stream longer than the anchor, never shorter (which
+        # would read as a truncation).
         try:
             anchor = await anchor_lookup(who.org_id, str(incident_id))
         except AnchorUnavailable:
             anchor, checked = None, False
         else:
             checked = True
+        report, hashes = await asyncio.to_thread(log.verify, incident_id)
+        valid, first_bad, reason = report.valid, report.first_invalid_seq, report.reason
         if anchor is not None:
             mismatch = check_anchor(len(hashes), hashes, anchor[0], anchor[1])
             if mismatch is not None and (first_bad is None or mismatch[0] < first_bad):

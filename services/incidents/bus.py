@@ -20,6 +20,7 @@ from shared.schemas import (
     AnchorQueryV1,
     AnchorV1,
     DeadlineFactV1,
+    DocumentFactV1,
     IncidentEventV1,
 )
 from shared.settings import Settings
@@ -28,6 +29,7 @@ from shared.subjects import Subjects
 log = logging.getLogger(__name__)
 FACTS_DURABLE = "incidents-alert-facts"
 DEADLINES_DURABLE = "incidents-deadline-facts"
+DOCUMENTS_DURABLE = "incidents-document-facts"
 
 
 def facts_tracker(names: Subjects, durable: str = FACTS_DURABLE) -> str:
@@ -35,6 +37,7 @@ def facts_tracker(names: Subjects, durable: str = FACTS_DURABLE) -> str:
 
 
 NOTIFY_ACTOR = {"id": "system:notify", "name": "Varsling i kriselogg"}
+DOCUMENTS_ACTOR = {"id": "system:documents", "name": "Dokumenttjenesten i kriselogg"}
 
 
 class Relay:
@@ -130,8 +133,11 @@ async def lookup_anchor(
     return (anchor.seq, anchor.hash) if anchor.found else None
 
 
-def fact_data(fact: AlertFactV1 | DeadlineFactV1) -> dict[str, Any]:
-    if isinstance(fact, DeadlineFactV1):
+Fact = AlertFactV1 | DeadlineFactV1 | DocumentFactV1
+
+
+def fact_data(fact: Fact) -> dict[str, Any]:
+    if isinstance(fact, DeadlineFactV1 | DocumentFactV1):
         return fact.model_dump(
             mode="json", exclude={"type", "incident_id", "org_id", "at"}, exclude_none=True
         )
@@ -149,9 +155,7 @@ def fact_data(fact: AlertFactV1 | DeadlineFactV1) -> dict[str, Any]:
     return data
 
 
-def append_fact(
-    store: IncidentLog, fact: AlertFactV1 | DeadlineFactV1, stream_seq: int, tracker: str
-) -> str:
+def append_fact(store: IncidentLog, fact: Fact, stream_seq: int, tracker: str) -> str:
     """Append one fact from notify to its incident exactly once; returns what happened."""
     if store.process_recorder.has_tracking_id(tracker, stream_seq):
         return "duplicate delivery"
@@ -168,7 +172,7 @@ def append_fact(
             incident_id,
             fact.org_id,
             fact.type,
-            actor=NOTIFY_ACTOR,
+            actor=DOCUMENTS_ACTOR if isinstance(fact, DocumentFactV1) else NOTIFY_ACTOR,
             data=fact_data(fact),
             occurred_at=fact.at,
             tracking=Tracking(tracker, stream_seq),
@@ -180,23 +184,28 @@ def append_fact(
 
 def register(broker: NatsBroker, store: IncidentLog, settings: Settings) -> None:
     tracker = facts_tracker(settings.subjects)
-    deadlines_tracker = facts_tracker(settings.subjects, DEADLINES_DURABLE)
 
-    # One consumer per kind of fact, each with its own exactly-once tracker: a deadline never
-    # waits behind a stuck alert fact.
-    @bus.durable_pull(
-        broker,
-        durable=DEADLINES_DURABLE,
-        filter_subject=settings.subjects.all_orgs("deadline"),
-        settings=settings,
-    )
-    async def on_deadline_fact(msg: NatsMessage) -> None:
-        async def handle(body: bytes, _: dict[str, str]) -> None:
-            fact = DeadlineFactV1.model_validate_json(body)
-            seq = msg.raw_message.metadata.sequence.stream
-            await asyncio.to_thread(append_fact, store, fact, seq, deadlines_tracker)
+    # One consumer per kind of fact, each with its own exactly-once tracker: a deadline or a
+    # document never waits behind a stuck alert fact.
+    def consume(durable: str, source: str, contract: type[DeadlineFactV1 | DocumentFactV1]) -> None:
+        own_tracker = facts_tracker(settings.subjects, durable)
 
-        await bus.process(msg, broker, settings, "incidents", handle)
+        @bus.durable_pull(
+            broker,
+            durable=durable,
+            filter_subject=settings.subjects.all_orgs(source),  # type: ignore[arg-type]
+            settings=settings,
+        )
+        async def on_fact(msg: NatsMessage) -> None:
+            async def handle(body: bytes, _: dict[str, str]) -> None:
+                fact = contract.model_validate_json(body)
+                seq = msg.raw_message.metadata.sequence.stream
+                await asyncio.to_thread(append_fact, store, fact, seq, own_tracker)
+
+            await bus.process(msg, broker, settings, "incidents", handle)
+
+    consume(DEADLINES_DURABLE, "deadline", DeadlineFactV1)
+    consume(DOCUMENTS_DURABLE, "document", DocumentFactV1)
 
     @bus.durable_pull(
         broker,

@@ -199,8 +199,9 @@ class Channels:
             elif contact.channel == "sms":
                 await self._sms(alert, contact.address, subject)
             elif contact.channel == "log":
-                # Nobody reachable: the alert stays recorded and visible in /api/v1/alerts.
-                log.warning("alert %s: the person has no contact point", alert.id)
+                # No configured channel reaches the person: the alert stays recorded and
+                # visible in /api/v1/alerts and the portal (the default of `kriselogg up`).
+                log.info("alert %s recorded on the log channel", alert.id)
             else:
                 raise DeliveryError(f"unknown channel {contact.channel}")
         except DeliveryError:

@@ -34,6 +34,8 @@ async def test_thin_path_across_four_processes_on_postgres(
             "KRISELOGG_BUS_NAMESPACE": namespace,
             # Each service its own data dir: nothing is shared but the bus and the key.
             "KRISELOGG_DATA_DIR": str(tmp_path / name),
+            # documents reads incidents over HTTP when they run apart
+            "KRISELOGG_INCIDENTS_URL": f"http://127.0.0.1:{ports['incidents']}",
         }
         logs.append(tmp_path / f"{name}.log")
         procs.append(start(["serve", name, "--port", str(ports[name])], env, logs[-1]))

@@ -1,0 +1,123 @@
+"""HTTP API of documents: the log form of an incident as Word or PDF, and the final archive."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from services.documents.store import (
+    MEDIA_TYPES,
+    Archive,
+    BrokenChain,
+    ConversionFailed,
+    ConverterMissing,
+    IncidentUnavailable,
+    LogForms,
+    NotFound,
+)
+from shared.auth import Principal
+from shared.http import Problem
+from shared.schemas import Actor
+
+
+def not_found(incident_id: UUID) -> Problem:
+    return Problem(404, "Incident not found", f"No incident {incident_id} in your organisation.")
+
+
+def build_router(
+    forms: Callable[[], LogForms | None],
+    archive: Archive,
+    caller: Callable[..., Awaitable[Principal]],
+) -> APIRouter:
+    router = APIRouter(prefix="/api/v1/documents", tags=["documents"])
+    Caller = Annotated[Principal, Depends(caller)]
+
+    @router.get(
+        "/incidents/{incident_id}/log.{fmt}",
+        responses={
+            200: {"content": {t: {} for t in MEDIA_TYPES.values()}},
+            409: {"description": "The chain does not verify; no document is issued"},
+            503: {"description": "No PDF converter, or incidents unreachable"},
+        },
+    )
+    async def log_form(
+        incident_id: UUID,
+        fmt: Literal["docx", "pdf"],
+        who: Caller,
+        request: Request,
+        as_of: Annotated[
+            datetime | None, Query(description="RFC 3339; the log as it stood then")
+        ] = None,
+    ) -> Response:
+        """The log form, verified before rendering, and recorded as DocumentIssued."""
+        if as_of is not None and as_of.tzinfo is None:
+            raise Problem(422, "Invalid as_of", "Give as_of with a time zone, e.g. ...Z.")
+        issuer = forms()
+        if issuer is None:
+            raise Problem(
+                503,
+                "Incidents not connected",
+                "The documents service does not know where incidents is: set "
+                "KRISELOGG_INCIDENTS_URL.",
+            )
+        token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        try:
+            issued = await issuer.issue(
+                org_id=who.org_id,
+                incident_id=str(incident_id),
+                token=token,
+                fmt=fmt,
+                as_of=as_of,
+                issued_by=Actor(id=who.person_id, name=who.name),
+            )
+        except NotFound:
+            raise not_found(incident_id) from None
+        except BrokenChain as exc:
+            raise Problem(
+                409,
+                "The log does not verify",
+                f"No document was issued: {exc.reason}.",
+                first_invalid_seq=exc.first_invalid_seq,
+            ) from None
+        except ConverterMissing as exc:
+            raise Problem(503, "PDF converter missing", str(exc)) from None
+        except ConversionFailed as exc:
+            raise Problem(503, "PDF conversion failed", str(exc)) from None
+        except IncidentUnavailable as exc:
+            raise Problem(503, "Incidents unavailable", f"Try again shortly ({exc}).") from None
+        fact = issued.fact
+        return Response(
+            issued.content,
+            media_type=issued.media_type,
+            headers={
+                "Content-Disposition": f'attachment; filename="{fact.filename}"',
+                "X-Kriselogg-As-Of-Seq": str(fact.as_of_seq),
+                "X-Kriselogg-Head-Hash": fact.head_hash,
+                "X-Kriselogg-SHA256": fact.sha256,
+            },
+        )
+
+    @router.get("/incidents/{incident_id}")
+    async def archived(incident_id: UUID, who: Caller) -> dict[str, Any]:
+        """The final log forms kept when the incident was closed."""
+        files = await asyncio.to_thread(archive.list, who.org_id, str(incident_id))
+        if files is None:
+            raise not_found(incident_id)
+        return {"incident_id": str(incident_id), "files": files}
+
+    @router.get("/incidents/{incident_id}/archive/{filename}")
+    async def archived_file(incident_id: UUID, filename: str, who: Caller) -> Response:
+        content = await asyncio.to_thread(archive.read, who.org_id, str(incident_id), filename)
+        if content is None:
+            raise not_found(incident_id)
+        suffix = filename.rsplit(".", 1)[-1]
+        return Response(
+            content,
+            media_type=MEDIA_TYPES.get(suffix, "application/octet-stream"),
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+
+    return router
