@@ -20,8 +20,8 @@ import argparse
 import asyncio
 import os
 import secrets
+import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,8 +31,8 @@ from pathlib import Path
 
 import httpx
 import psutil
+from common import bearer, leader_token, ready_process
 
-from services.cli import READY_LINE
 from services.content.store import load_catalogue
 from shared.auth import issue_token
 from shared.infra import free_port
@@ -45,24 +45,10 @@ def content_server(data: Path, key: str) -> Iterator[tuple[str, psutil.Process]]
     port = free_port()
     env = {**os.environ, "KRISELOGG_DATA_DIR": str(data), "KRISELOGG_SECRET_KEY": key}
     env["KRISELOGG_LOG_LEVEL"] = "WARNING"
-    exe = Path(sys.executable).with_name("kriselogg")
-    proc = subprocess.Popen(
-        [str(exe), "serve", "content", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.startswith(READY_LINE):
-                break
-        else:
-            raise SystemExit(f"content service exited with {proc.wait()}")
+    args = ["serve", "content", "--port", str(port)]
+    # SIGTERM (Popen.terminate), 10 s to stop.
+    with ready_process(args, env, "content service", signal.SIGTERM, 10) as proc:
         yield f"http://127.0.0.1:{port}", psutil.Process(proc.pid)
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -128,8 +114,7 @@ async def closed_loop(
 async def main(rate: float, seconds: float, clients: int) -> None:
     catalogue = load_catalogue()
     key = secrets.token_urlsafe(32)
-    token = issue_token(key, org_id="demo", person_id="p-ln", name="Bench", roles=["leader"])
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = bearer(leader_token(key, name="Bench"))
     subthemes = [f"/api/v1/guidance/subthemes/{sid}" for sid in catalogue.subthemes]
     searches = [f"/api/v1/guidance/search?q={q}" for q in SEARCHES]
     print(
@@ -145,7 +130,7 @@ async def main(rate: float, seconds: float, clients: int) -> None:
                 added = await client.post(
                     f"/api/v1/guidance/subthemes/{sid}/local",
                     json={"kind": "article", "title": "Lokal rutine", "text": "Ring vakta."},
-                    headers={"Authorization": f"Bearer {admin}"},
+                    headers=bearer(admin),
                 )
                 assert added.status_code == 201, added.text
             for path in subthemes * 3:  # warm-up

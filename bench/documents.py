@@ -20,9 +20,7 @@ import asyncio
 import json
 import os
 import secrets
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,11 +32,10 @@ from io import BytesIO
 from pathlib import Path
 
 import httpx
+from common import bearer, leader_token, ready_process
 from docxtpl import DocxTemplate
 
-from services.cli import READY_LINE
 from services.documents.domain import log_context, render_docx
-from shared.auth import issue_token
 from shared.infra import free_port
 
 REPORT = {
@@ -56,24 +53,8 @@ REPORT = {
 def kriselogg_up(data: Path, key: str) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "KRISELOGG_SECRET_KEY": key, "KRISELOGG_LOG_LEVEL": "WARNING"}
-    exe = Path(sys.executable).with_name("kriselogg")
-    proc = subprocess.Popen(
-        [str(exe), "up", "--data", str(data), "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.startswith(READY_LINE):
-                break
-        else:
-            raise SystemExit(f"kriselogg up exited with {proc.wait()}")
+    with ready_process(["up", "--data", str(data), "--port", str(port)], env, "kriselogg up"):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(30)
 
 
 def stats(label: str, seconds: list[float], extra: str = "") -> None:
@@ -114,11 +95,11 @@ async def write_incident(client: httpx.AsyncClient, entries: int) -> str:
 
 async def main(entries: int, rounds: int, pdf_rounds: int) -> None:
     key = secrets.token_urlsafe(32)
-    token = issue_token(key, org_id="demo", person_id="p-ln", name="Lise Nord", roles=["leader"])
+    token = leader_token(key)
     template = (files("services.documents") / "loggskjema.docx").read_bytes()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {entries} entries")
     with tempfile.TemporaryDirectory() as tmp, kriselogg_up(Path(tmp) / "data", key) as url:
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = bearer(token)
         async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as client:
             t0 = time.perf_counter()
             incident_id = await write_incident(client, entries)

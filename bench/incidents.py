@@ -18,16 +18,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import contextlib
 import ctypes
 import json
 import math
 import os
 import secrets
-import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -42,22 +41,35 @@ from typing import Any
 from uuid import UUID
 
 import httpx
+import nats
+import nats.js.errors
 import psutil
 import psycopg
+from common import (
+    ORG,
+    Server,
+    bearer,
+    clean_env,
+    leader_token,
+    markdown_table,
+    percentile,
+    spawn,
+    stop_process,
+    tail,
+    wait_until_ready,
+)
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from services.cli import demo_directory
 from services.incidents.domain import Incident, apply_event, new_state
 from services.incidents.settings import IncidentSettings
 from services.incidents.store import RELAY_TRACKER, IncidentLog, eventsourcing_env
-from shared.auth import issue_token
+from services.notify.domain import Directory
 from shared.canonical import verify_chain
 from shared.infra import EmbeddedNats, free_port
 
-REPO = Path(__file__).resolve().parents[1]
-
-ORG = "demo"
 ACTOR = {"id": "p-ln", "name": "Lise Nord"}
 REPORT: dict[str, Any] = {
     "category": "vold-fysisk",
@@ -67,8 +79,6 @@ REPORT: dict[str, Any] = {
     "affected": [],
     "severity": "high",
 }
-STARTUP_SECONDS = 60.0
-STOP_SECONDS = 30.0
 HTTP_TIMEOUT_SECONDS = 120.0
 
 # DESIGN §9
@@ -79,13 +89,6 @@ VERIFY_BUDGET_MS = 100.0
 
 
 # ---------------------------------------------------------------- statistics and printing
-
-
-def percentile(samples: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100) of a non-empty sample."""
-    ordered = sorted(samples)
-    rank = max(1, math.ceil(p / 100.0 * len(ordered)))
-    return ordered[rank - 1]
 
 
 @dataclass
@@ -227,18 +230,7 @@ READ_HEADER = [
 
 
 def table(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
-    widths = [max(3, *(len(line[i]) for line in [header, *body])) for i in range(len(header))]
-    left = 2  # the first two columns are text
-
-    def line(cells: Sequence[str]) -> str:
-        out = [
-            cell.ljust(width) if i < left else cell.rjust(width)
-            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
-        ]
-        return "| " + " | ".join(out) + " |"
-
-    rule = ["-" * w if i < left else "-" * (w - 1) + ":" for i, w in enumerate(widths)]
-    return "\n".join([line(header), line(rule), *(line(cells) for cells in body)])
+    return markdown_table(header, body, left=2, min_width=3)  # store and path are text
 
 
 class CpuMeter:
@@ -361,30 +353,6 @@ def fresh_database(server_dsn: str) -> Iterator[str]:
 # ---------------------------------------------------------------- the service process
 
 
-def kriselogg_executable() -> str:
-    beside = Path(sys.executable).with_name("kriselogg")
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("kriselogg")
-    if found is None:
-        raise SystemExit("kriselogg is not installed in this environment")
-    return found
-
-
-@dataclass
-class Service:
-    process: subprocess.Popen[bytes]
-    stderr: Path
-    base_url: str
-
-
-def tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text("utf-8", errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 def stop_with_parent() -> None:
     """Linux: the service gets SIGINT if the bench dies without stopping it (SIGKILL)."""
     if sys.platform.startswith("linux"):
@@ -392,48 +360,54 @@ def stop_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGINT)
 
 
-def start_service(store: Store, nats_url: str, secret: str, namespace: str) -> Service:
+def start_service(store: Store, nats_url: str, secret: str, namespace: str) -> Server:
     port = free_port()
-    stderr = store.data_dir.parent / f"{store.name}-service-{port}.log"
+    log = store.data_dir.parent / f"{store.name}-service-{port}.log"
     # A clean environment: no KRISELOGG_* from the caller.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KRISELOGG_")}
-    env.update(store.env())
-    env.update(
-        PYTHONUNBUFFERED="1",
+    env = clean_env(
+        **store.env(),
         KRISELOGG_NATS_URL=nats_url,
         KRISELOGG_SECRET_KEY=secret,
         KRISELOGG_BUS_NAMESPACE=namespace,
         KRISELOGG_LOG_LEVEL="WARNING",
     )
-    with stderr.open("wb") as err:
-        process = subprocess.Popen(
-            [kriselogg_executable(), "serve", "incidents", "--port", str(port)],
-            stdout=err,
-            stderr=err,
-            stdin=subprocess.DEVNULL,
-            cwd=REPO,
-            env=env,
-            start_new_session=True,  # our SIGINT is the only one it gets
-            preexec_fn=stop_with_parent,  # no other thread runs at that point
-        )
-    return Service(process, stderr, f"http://127.0.0.1:{port}")
+    process = spawn(
+        ["serve", "incidents", "--port", str(port)],
+        env,
+        log,
+        log,
+        preexec_fn=stop_with_parent,  # no other thread runs at that point
+    )
+    return Server(process, log, log, f"http://127.0.0.1:{port}", store.data_dir)
 
 
-def stop_process(process: subprocess.Popen[bytes], name: str) -> int:
-    """SIGINT (uvicorn's graceful shutdown), wait, then kill."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
+def share_demo_tree(nats_url: str, namespace: str) -> None:
+    """Put the demo organisation's units where incidents reads them for its access rules.
+
+    Notify does this in a full installation; this bench runs incidents alone.
+    """
+
+    async def put() -> None:
+        nc = await nats.connect(nats_url)
         try:
-            process.wait(timeout=STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            print(f"{name} did not stop on SIGINT within {STOP_SECONDS:.0f} s; killing it")
-            process.kill()
-            process.wait(timeout=10)
-    return process.returncode
+            js = nc.jetstream()
+            bucket = f"{namespace}-directory"
+            try:
+                kv = await js.key_value(bucket)
+            except nats.js.errors.BucketNotFoundError:
+                kv = await js.create_key_value(bucket=bucket, history=1)
+            tree = Directory.model_validate(demo_directory()).tree()
+            await kv.put(tree.org_id, tree.model_dump_json().encode())
+        finally:
+            await nc.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # callers may be inside a loop
+        pool.submit(asyncio.run, put()).result()
 
 
 @contextlib.contextmanager
-def running_service(store: Store, nats_url: str, secret: str, namespace: str) -> Iterator[Service]:
+def running_service(store: Store, nats_url: str, secret: str, namespace: str) -> Iterator[Server]:
+    share_demo_tree(nats_url, namespace)
     service = start_service(store, nats_url, secret, namespace)
     try:
         yield service
@@ -443,22 +417,10 @@ def running_service(store: Store, nats_url: str, secret: str, namespace: str) ->
             print(f"note: the service exited with {code}:\n{tail(service.stderr)}")
 
 
-async def wait_until_ready(client: httpx.AsyncClient, service: Service) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if service.process.poll() is not None:
-            raise RuntimeError(f"the service exited at startup:\n{tail(service.stderr)}")
-        with contextlib.suppress(httpx.TransportError):
-            if (await client.get("/readyz")).status_code == 200:
-                return
-        await asyncio.sleep(0.1)
-    raise RuntimeError(f"the service was not ready in time:\n{tail(service.stderr)}")
-
-
-def http_client(service: Service, token: str, connections: int) -> httpx.AsyncClient:
+def http_client(service: Server, token: str, connections: int) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         base_url=service.base_url,
-        headers={"Authorization": f"Bearer {token}"},
+        headers=bearer(token),
         timeout=HTTP_TIMEOUT_SECONDS,
         limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
     )
@@ -527,7 +489,7 @@ class HttpConnection:
         return status, content
 
 
-def connect(service: Service, token: str) -> HttpConnection:
+def connect(service: Server, token: str) -> HttpConnection:
     url = httpx.URL(service.base_url)
     return HttpConnection(url.host, url.port or 80, token)
 
@@ -571,11 +533,11 @@ async def http_writers(
 
 
 async def measure_logging(
-    store: Store, service: Service, token: str, writers: int, warmup: int, count: int
+    store: Store, service: Server, token: str, writers: int, warmup: int, count: int
 ) -> list[WriteRow]:
     meter = CpuMeter(service.process.pid, store.db_name)
     async with http_client(service, token, writers + 2) as client:
-        await wait_until_ready(client, service)
+        await wait_until_ready(client, service, "the service")
         shared_incident = await report_incident(client)
         own = [await report_incident(client) for _ in range(writers)]
 
@@ -914,7 +876,7 @@ def fold(incident_id: UUID, events: list[dict[str, Any]]) -> dict[str, Any]:
     return state
 
 
-async def http_reads(service: Service, token: str, big: BigIncident, repeats: int) -> list[ReadRow]:
+async def http_reads(service: Server, token: str, big: BigIncident, repeats: int) -> list[ReadRow]:
     base = f"/api/v1/incidents/{big.id}"
     as_of = httpx.QueryParams({"as_of": big.as_of})
     requests = [
@@ -926,7 +888,7 @@ async def http_reads(service: Service, token: str, big: BigIncident, repeats: in
         ("GET verify", f"{base}/verify", VERIFY_BUDGET_MS),
     ]  # fmt: skip
     async with http_client(service, token, 2) as client:
-        await wait_until_ready(client, service)
+        await wait_until_ready(client, service, "the service")
     connection = connect(service, token)
     rows = []
     try:
@@ -987,7 +949,7 @@ class Results:
 def bench_store(store: Store, nats_url: str, opts: Options, results: Results) -> None:
     secret = secrets.token_urlsafe(32)
     namespace = f"bench-{secrets.token_hex(4)}-{store.name[:6]}"
-    token = issue_token(secret, org_id=ORG, person_id="p-ln", name="Lise Nord", roles=["leader"])
+    token = leader_token(secret)
 
     print(f"[{store.name}] measure logging over HTTP ...", flush=True)
     with running_service(store, nats_url, secret, namespace) as service:

@@ -19,25 +19,18 @@ Run from the repository root:  /work/venv/bin/python bench/notify.py
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import email
 import email.policy
-import json
-import math
 import os
 import re
-import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -46,79 +39,38 @@ import aiosmtplib
 import httpx
 import nats
 from aiosmtpd.controller import Controller
+from common import (
+    ALERT_SUBJECT,
+    FLOOR_TIMEOUT_SECONDS,
+    AlertWatcher,
+    Row,
+    Server,
+    bearer,
+    bench_stream,
+    drop_stream,
+    employee_token,
+    report_body,
+    report_options,
+    start_up,
+    stop_server,
+    table,
+    tail,
+    timed_pull,
+    wait_for_ready_line,
+    wait_until_ready,
+)
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext, api
 
-from services.cli import READY_LINE
-from shared.auth import issue_token, signing_key
-from shared.infra import EmbeddedNats
-from shared.settings import Settings
+from shared.infra import EmbeddedNats, free_port
 
-REPO = Path(__file__).resolve().parents[1]
-
-ORG = "demo"
 LEADER = "lise.nord@demo.example"
 SAFETY_REP = "vera.verneombud@demo.example"
-ALERT_SUBJECT = f"kriselogg.{ORG}.alert.RecipientAlerted"
-BUS_LINE = re.compile(r"bus:\s+(nats://\S+)")
 INCIDENT_LINK = re.compile(r"/incidents/([A-Za-z0-9_-]+)")
-REPORT: dict[str, Any] = {
-    "category": "vold-fysisk",
-    "occurred_at": "2026-11-25T19:00:00+01:00",
-    "unit_id": "u-nord",
-    "affected": ["p-ansatt"],
-    "severity": "high",
-}
 BENCH_STREAM = "BENCHN"
-STARTUP_SECONDS = 60.0
 MAIL_TIMEOUT_SECONDS = 15.0
-FLOOR_TIMEOUT_SECONDS = 5.0
 ESCALATION_SECONDS = 3600
 SETTLE_SECONDS = 1.0  # after the last report, for late duplicates or stray e-mails
-
-
-# ---------------------------------------------------------------- statistics and printing
-
-
-def percentile(samples: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100) of a non-empty sample."""
-    ordered = sorted(samples)
-    rank = max(1, math.ceil(p / 100.0 * len(ordered)))
-    return ordered[rank - 1]
-
-
-@dataclass
-class Row:
-    path: str
-    samples_ms: list[float] = field(default_factory=list)
-    lost: int = 0
-    bold: bool = False
-
-    def cells(self) -> list[str]:
-        name = f"**{self.path}**" if self.bold else self.path
-        n = str(len(self.samples_ms))
-        if not self.samples_ms:
-            return [name, n, "-", "-", "-", str(self.lost)]
-        p50 = f"{percentile(self.samples_ms, 50):.2f}"
-        p99 = f"{percentile(self.samples_ms, 99):.2f}"
-        if self.bold:
-            p50, p99 = f"**{p50}**", f"**{p99}**"
-        return [name, n, p50, p99, f"{max(self.samples_ms):.2f}", str(self.lost)]
-
-
-def table(rows: Sequence[Row]) -> str:
-    header = ["path", "n", "p50 ms", "p99 ms", "max ms", "lost"]
-    body = [row.cells() for row in rows]
-    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
-
-    def line(cells: Sequence[str]) -> str:
-        first = cells[0].ljust(widths[0])
-        rest = [cell.rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True)]
-        return "| " + " | ".join([first, *rest]) + " |"
-
-    rule = ["-" * widths[0], *("-" * (w - 1) + ":" for w in widths[1:])]
-    return "\n".join([line(header), line(rule), *(line(cells) for cells in body)])
 
 
 # ---------------------------------------------------------------- the SMTP sink
@@ -208,132 +160,18 @@ def smtp_sink(sink: Sink, port: int) -> Iterator[Any]:
 # ---------------------------------------------------------------- the kriselogg subprocess
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def kriselogg_executable() -> str:
-    beside = Path(sys.executable).with_name("kriselogg")
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("kriselogg")
-    if found is None:
-        raise SystemExit("kriselogg is not installed in this environment")
-    return found
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    stdout: Path
-    stderr: Path
-    base_url: str
-    data_dir: Path
-
-
 def start_server(workdir: Path, port: int, smtp_port: int) -> Server:
-    data_dir = workdir / "data"
-    stdout, stderr = workdir / "stdout.log", workdir / "stderr.log"
-    # A clean environment: no KRISELOGG_* from the caller (an external NATS URL, a fixed key).
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KRISELOGG_")}
-    env["PYTHONUNBUFFERED"] = "1"
-    env["KRISELOGG_SMTP_HOST"] = "127.0.0.1"
-    env["KRISELOGG_SMTP_PORT"] = str(smtp_port)
-    env["KRISELOGG_ESCALATION_SECONDS"] = str(ESCALATION_SECONDS)
-    with stdout.open("wb") as out, stderr.open("wb") as err:
-        process = subprocess.Popen(
-            [kriselogg_executable(), "up", "--data", str(data_dir), "--port", str(port)],
-            stdout=out,
-            stderr=err,
-            stdin=subprocess.DEVNULL,
-            cwd=REPO,
-            env=env,
-            start_new_session=True,  # our SIGINT is the only one it gets, and in our order
-        )
-    return Server(process, stdout, stderr, f"http://127.0.0.1:{port}", data_dir)
-
-
-def stop_server(server: Server) -> int:
-    """SIGINT (what Ctrl-C sends; `up` then stops uvicorn and its nats-server), then wait."""
-    process = server.process
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            print("kriselogg did not stop on SIGINT within 30 s; killing it", file=sys.stderr)
-            process.kill()
-            process.wait(timeout=10)
-    return process.returncode
-
-
-def tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text("utf-8", errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
-async def wait_for_ready_line(server: Server) -> str | None:
-    """Wait for `kriselogg: ready on`; the embedded bus URL printed before it, if any."""
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"kriselogg exited at startup:\n{tail(server.stderr)}")
-        out = server.stdout.read_text("utf-8", errors="replace")
-        if READY_LINE in out:
-            found = BUS_LINE.search(out)
-            return found.group(1) if found else None
-        await asyncio.sleep(0.05)
-    raise RuntimeError(f"kriselogg printed no ready line in time:\n{tail(server.stderr)}")
-
-
-async def wait_until_ready(client: httpx.AsyncClient, server: Server) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"kriselogg exited at startup:\n{tail(server.stderr)}")
-        with contextlib.suppress(httpx.TransportError):
-            if (await client.get("/readyz")).status_code == 200:
-                return
-        await asyncio.sleep(0.1)
-    raise RuntimeError(f"kriselogg was not ready in time:\n{tail(server.stderr)}")
+    """`kriselogg up`, its e-mail to the sink, no escalation during the run."""
+    return start_up(
+        workdir,
+        port,
+        KRISELOGG_SMTP_HOST="127.0.0.1",
+        KRISELOGG_SMTP_PORT=str(smtp_port),
+        KRISELOGG_ESCALATION_SECONDS=str(ESCALATION_SECONDS),
+    )
 
 
 # ---------------------------------------------------------------- report -> e-mail
-
-
-class FactWatcher:
-    """Core NATS subscription on RecipientAlerted: when each incident's leader fact is seen."""
-
-    def __init__(self) -> None:
-        self.seen: dict[str, float] = {}
-        self._waiting: dict[str, asyncio.Future[None]] = {}
-
-    async def on_message(self, msg: Msg) -> None:
-        now = time.perf_counter()
-        fact = json.loads(msg.data)
-        if fact.get("role") != "nearest_leader":
-            return
-        incident = str(fact["incident_id"])
-        self.seen.setdefault(incident, now)
-        waiter = self._waiting.pop(incident, None)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def wait(self, incident: str, deadline: float) -> float | None:
-        if incident not in self.seen:
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiting[incident] = waiter
-            try:
-                await asyncio.wait_for(waiter, max(0.0, deadline - time.monotonic()))
-            except TimeoutError:
-                self._waiting.pop(incident, None)
-                return None
-        return self.seen[incident]
 
 
 @dataclass
@@ -353,11 +191,11 @@ async def report_to_mail(
     warmup: int,
     count: int,
 ) -> MailResult:
-    facts = FactWatcher()
+    facts = AlertWatcher()
     sub = await nc.subscribe(ALERT_SUBJECT, cb=facts.on_message) if nc is not None else None
     if nc is not None:
         await nc.flush()
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = bearer(token)
     result = MailResult(
         accepted=Row("report accepted (HTTP POST -> 201)"),
         leader=Row("report sent -> leader's e-mail DATA at the sink", bold=True),
@@ -367,9 +205,7 @@ async def report_to_mail(
     )
     try:
         for i in range(warmup + count):
-            # Now, not a fixed date: an old one would make overdue deadlines remind at once.
-            occurred = datetime.now(UTC).isoformat()
-            body = {**REPORT, "title": f"bench report {i}", "occurred_at": occurred}
+            body = report_body(i)
             t0 = time.perf_counter()
             deadline = time.monotonic() + MAIL_TIMEOUT_SECONDS
             response = await client.post("/api/v1/incidents", json=body, headers=headers)
@@ -394,7 +230,7 @@ async def report_to_mail(
                 if fact is None:
                     result.fact.lost += 1
                 else:
-                    result.fact.samples_ms.append((fact - t0) * 1000)
+                    result.fact.samples_ms.append((fact[0] - t0) * 1000)
     finally:
         if sub is not None:
             await sub.unsubscribe()
@@ -404,62 +240,11 @@ async def report_to_mail(
 # ---------------------------------------------------------------- the floors
 
 
-async def timed_sequence(
-    send: Callable[[int], Awaitable[None]],
-    arrived: dict[int, float],
-    signal_of: dict[int, asyncio.Event],
-    warmup: int,
-    count: int,
-    row: Row,
-) -> None:
-    """Send message i, wait until a consumer records its arrival, one at a time."""
-    for i in range(warmup + count):
-        signal_of[i] = asyncio.Event()
-        t0 = time.perf_counter()
-        await send(i)
-        try:
-            await asyncio.wait_for(signal_of[i].wait(), FLOOR_TIMEOUT_SECONDS)
-        except TimeoutError:
-            if i >= warmup:
-                row.lost += 1
-            continue
-        if i >= warmup:
-            row.samples_ms.append((arrived[i] - t0) * 1000)
-
-
-async def pull_loop(
-    psub: JetStreamContext.PullSubscription,
-    total: int,
-    handle: Callable[[Msg], Awaitable[None]],
-) -> None:
-    """Fetch one at a time (as FastStream's PullSub(batch_size=1)) until `total` are handled."""
-    handled = 0
-    for _ in range(total * 4):  # bounded: idle fetch timeouts count too
-        if handled >= total:
-            return
-        try:
-            msgs = await psub.fetch(1, timeout=FLOOR_TIMEOUT_SECONDS)
-        except TimeoutError:
-            continue
-        for msg in msgs:
-            await handle(msg)
-            handled += 1
-
-
 async def floor_nats_pull(nc: NatsClient, warmup: int, count: int) -> Row:
     """js.publish (awaiting the stream's ack) -> durable pull consumer, fetch(1) -> ack."""
     row = Row("floor: js.publish with ack -> durable pull (fetch 1) -> ack")
     js = nc.jetstream()
-    with contextlib.suppress(Exception):
-        await js.delete_stream(BENCH_STREAM)
-    await js.add_stream(
-        api.StreamConfig(
-            name=BENCH_STREAM,
-            subjects=["benchn.>"],
-            retention=api.RetentionPolicy.LIMITS,
-            storage=api.StorageType.FILE,  # as the KRISELOGG stream
-        )
-    )
+    await bench_stream(js, BENCH_STREAM, ["benchn.>"])
     arrived: dict[int, float] = {}
     signal_of: dict[int, asyncio.Event] = {}
     psub = await js.pull_subscribe("benchn.pull", durable="benchn-pull", stream=BENCH_STREAM)
@@ -475,16 +260,10 @@ async def floor_nats_pull(nc: NatsClient, warmup: int, count: int) -> Row:
     async def send(i: int) -> None:
         await js.publish("benchn.pull", str(i).encode())
 
-    consumer = asyncio.create_task(pull_loop(psub, warmup + count, handle))
     try:
-        await timed_sequence(send, arrived, signal_of, warmup, count, row)
+        await timed_pull(psub, handle, send, arrived, signal_of, warmup, count, row)
     finally:
-        consumer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await consumer
-        await psub.unsubscribe()
-        with contextlib.suppress(Exception):
-            await js.delete_stream(BENCH_STREAM)
+        await drop_stream(js, BENCH_STREAM)
     return row
 
 
@@ -599,10 +378,7 @@ async def run(workdir: Path, warmup: int, count: int) -> Outcome:
             async with httpx.AsyncClient(base_url=server.base_url, timeout=30.0) as client:
                 await wait_until_ready(client, server)
                 # `up` has written the instance key by now; sign as the demo employee with it.
-                key = signing_key(Settings(data_dir=server.data_dir, secret_key=None))
-                token = issue_token(
-                    key, org_id=ORG, person_id="p-ansatt", name="Ali Ansatt", roles=["reporter"]
-                )
+                token = employee_token(server.data_dir)
                 nc = None
                 if bus_url is not None:
                     nc = await nats.connect(bus_url, name="kriselogg-bench", allow_reconnect=False)
@@ -646,10 +422,7 @@ async def run(workdir: Path, warmup: int, count: int) -> Outcome:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
-    parser.add_argument("--reports", type=int, default=200, help="measured reports (default 200)")
-    parser.add_argument("--warmup", type=int, default=20, help="warm-up reports (default 20)")
-    args = parser.parse_args(argv)
+    args = report_options(__doc__, argv)
 
     with tempfile.TemporaryDirectory(prefix="kriselogg-bench-") as tmp:
         outcome = asyncio.run(run(Path(tmp), args.warmup, args.reports))

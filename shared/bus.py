@@ -18,9 +18,19 @@ from faststream.exceptions import NackMessage
 from faststream.nats import ConsumerConfig, JStream, NatsBroker, PullSub
 from faststream.nats.message import NatsMessage
 from nats.js import api
+from nats.js.client import JetStreamContext
+from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
-from shared.schemas import HEADER_MSG_ID, HEADER_ORG, HEADER_SCHEMA, Contract, DeadLetterV1
+from shared.policy import OrgTree, tree_of
+from shared.schemas import (
+    HEADER_MSG_ID,
+    HEADER_ORG,
+    HEADER_SCHEMA,
+    Contract,
+    DeadLetterV1,
+    DirectoryTreeV1,
+)
 from shared.settings import Settings
 from shared.subjects import Subjects
 
@@ -251,3 +261,70 @@ async def dead_letter(
     )
     # The reason is operational, never personal data: it names ids and error kinds only.
     log.error("dead-lettered %s message %s: %s", service, msg_id or stream_seq, reason)
+
+
+# --- the directory tree, shared through a key-value bucket ---------------------------------
+
+
+async def directory_bucket(broker: NatsBroker, settings: Settings) -> KeyValue:
+    """The bucket of organisation trees (one key per organisation, latest value only)."""
+    js: JetStreamContext = broker.config.connection_state.stream
+    name = f"{settings.bus_namespace}-directory"
+    try:
+        return await js.key_value(name)
+    except nats.js.errors.BucketNotFoundError:
+        pass
+    try:
+        return await js.create_key_value(
+            bucket=name, history=1, replicas=settings.jetstream_replicas
+        )
+    except nats.js.errors.BadRequestError:
+        return await js.key_value(name)  # another service created it meanwhile
+
+
+async def share_directory(broker: NatsBroker, settings: Settings, tree: DirectoryTreeV1) -> None:
+    kv = await directory_bucket(broker, settings)
+    await kv.put(tree.org_id, tree.model_dump_json().encode())
+
+
+class DirectoryWatch:
+    """Every organisation's current tree, kept up to date from the bucket (for access rules)."""
+
+    def __init__(self) -> None:
+        self.trees: dict[str, OrgTree] = {}
+        self.ready = asyncio.Event()
+        self._changed = asyncio.Condition()
+
+    def tree(self, org_id: str) -> OrgTree:
+        return self.trees.get(org_id, OrgTree())
+
+    async def wait_for(self, org_id: str, seconds: float = 20) -> None:
+        """Until the organisation's tree has arrived (startup, tests)."""
+        async with asyncio.timeout(seconds), self._changed:
+            await self._changed.wait_for(lambda: org_id in self.trees)
+
+    async def run(self, broker: NatsBroker, settings: Settings) -> None:
+        failures = 0
+        while True:
+            raise_if_cancelled()
+            try:
+                kv = await directory_bucket(broker, settings)
+                watcher = await kv.watchall()
+                failures = 0
+                async for entry in watcher:
+                    raise_if_cancelled()
+                    if entry is None:  # the current values have all been delivered
+                        self.ready.set()
+                    elif entry.operation in ("DEL", "PURGE") or not entry.value:
+                        self.trees.pop(entry.key, None)
+                    else:
+                        contract = DirectoryTreeV1.model_validate_json(entry.value)
+                        self.trees[entry.key] = tree_of(contract)
+                    async with self._changed:
+                        self._changed.notify_all()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                log.warning("directory watch: %s, retrying", type(exc).__name__)
+                await asyncio.sleep(min(0.2 * 2**failures, 5.0))

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import Principal, TokenError, TokenVerifier
 
@@ -32,6 +35,8 @@ class Problem(Exception):
 def problem_response(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 429 and "retry_after" in extra:
+        headers = {"Retry-After": str(extra["retry_after"])}
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
@@ -116,3 +121,117 @@ def health_router(checks: dict[str, Callable[[], Awaitable[bool]]]) -> APIRouter
         )
 
     return router
+
+
+class RateLimit:
+    """At most `per_minute` requests per client address to one group of routes, else 429.
+
+    For the doors an attacker knocks on without a token: the login and the acknowledgement
+    links. In memory, per process: a few replicas each allow their share, which is still a limit.
+    """
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._hits: dict[str, list[float]] = {}
+
+    def __call__(self, request: Request) -> None:
+        client = request.client.host if request.client else "unknown"
+        now = time.monotonic()
+        recent = [t for t in self._hits.get(client, []) if now - t < 60.0]
+        if len(recent) >= self.per_minute:
+            retry = int(60.0 - (now - recent[0])) + 1
+            raise Problem(
+                429,
+                "Too many requests",
+                f"Wait {retry} seconds and try again.",
+                retry_after=retry,
+            )
+        recent.append(now)
+        self._hits[client] = recent
+        if len(self._hits) > 10_000:  # forget idle clients rather than grow without end
+            for key in [k for k, v in self._hits.items() if now - v[-1] >= 60.0]:
+                del self._hits[key]
+
+
+MAX_BODY_BYTES = 1024 * 1024  # the largest thing anyone sends is a directory of a big municipality
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    # Pages load nothing from elsewhere and may not be framed; forms post back to us only.
+    (
+        b"content-security-policy",
+        b"default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    ),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+]
+
+
+class Hardening:
+    """ASGI middleware: security headers on every answer, and a limit on request bodies.
+
+    A body over the limit is refused with 413 problem+json before any of it is parsed, whether
+    it announces its length or not.
+    """
+
+    def __init__(self, app: ASGIApp, max_body: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def headered(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *SECURITY_HEADERS]}
+            await send(message)
+
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        too_big = problem_response(
+            413, "Request too large", f"Send at most {self.max_body // 1024} KiB."
+        )
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            await too_big(scope, receive, headered)
+            return
+        received = 0
+        overflow = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, overflow
+            message = await receive()
+            if message["type"] == "http.request" and not overflow:
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    # Stop reading here: the app gets an empty end, and its answer is replaced.
+                    overflow = True
+                    return {"type": "http.request", "body": b"", "more_body": False}
+            return message
+
+        replaced = False
+
+        async def secure_send(message: Message) -> None:
+            nonlocal replaced
+            if overflow:
+                if not replaced:
+                    replaced = True
+                    await too_big(scope, receive, headered)
+                return
+            await headered(message)
+
+        await self.app(scope, limited_receive, secure_send)
+
+
+def install_hardening(app: FastAPI, cors_origins: list[str]) -> None:
+    """Security headers, a body limit, and CORS only for the origins configured (none: off)."""
+    if cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+            allow_credentials=False,
+        )
+    app.add_middleware(Hardening)

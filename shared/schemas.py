@@ -117,6 +117,26 @@ class DocumentFactV1(Contract):
     purpose: Literal["download", "final"] = "download"
 
 
+class UnitV1(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    id: str
+    parent: str | None = None
+    leader: str | None = None
+    deputies: list[str] = Field(default_factory=list)
+    safety_rep: str | None = None
+
+
+class DirectoryTreeV1(Contract):
+    """Who answers for which unit, shared by notify (owner of the directory) with the services
+    that apply the access rules. Kept in a JetStream key-value bucket, one key per organisation,
+    so a service starting up reads the current tree of every organisation at once."""
+
+    schema_name: ClassVar[str] = "DirectoryTree"
+    org_id: str
+    units: list[UnitV1]
+    main_safety_rep: str | None = None
+
+
 class DeadLetterV1(Contract):
     """A message that could not be processed, kept with the reason (never silently dropped)."""
 

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     jetstream_duplicate_window_seconds: int = Field(default=24 * 3600, ge=1)
     max_deliver: int = Field(default=8, ge=1)
     log_level: str = "INFO"
+    cors_origins: list[str] = Field(
+        default=[], description="Other origins whose pages may call the API; none by default"
+    )
 
     @property
     def subjects(self) -> Subjects:

@@ -170,6 +170,9 @@ async def running_stack(
     watcher = BusWatcher()
     try:
         async with gateway.running():
+            if "notify" in apps and "incidents" in apps:
+                # The access rules need the demo organisation's units; notify shares them at start.
+                await apps["incidents"].state.directory.wait_for("demo")
             await watcher.start(
                 nats_url, settings.subjects.stream, settings.subjects.all_orgs("incident")
             )

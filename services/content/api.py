@@ -6,17 +6,23 @@ request only adds the caller's organisation's local additions.
 """
 
 import asyncio
+import logging
+import time
 from collections.abc import Awaitable, Callable
 from html import escape
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
-from fastapi.responses import HTMLResponse, JSONResponse
+import jwt
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 from services.content.domain import Catalogue, LocalAddition, SearchIndex
 from services.content.store import LocalStore
 from shared.auth import Principal
-from shared.http import Problem
+from shared.http import Problem, RateLimit
+from shared.oidc import LoginState, OidcClient, OidcError, kriselogg_token
+
+log = logging.getLogger(__name__)
 
 
 def not_found(kind: str, item_id: str) -> Problem:
@@ -120,5 +126,104 @@ def portal_router(catalogue: Catalogue) -> APIRouter:
             "<h1>kriselogg</h1><p>Veiledning og hendelseslogg for ledere i krise.</p>"
             f"<h2>Temaer</h2><ul>{items}</ul></main></body></html>"
         )
+
+    return router
+
+
+LOGIN_COOKIE = "kriselogg_login"
+TOKEN_COOKIE = "kriselogg_token"  # noqa: S105 - a cookie name, not a secret
+LOGIN_AUDIENCE = "kriselogg-login"
+
+
+def auth_router(oidc: OidcClient | None, key: str, secure_cookies: bool) -> APIRouter:
+    """Login with the organisation's identity provider (OpenID Connect, code flow with PKCE).
+
+    The login state (state, nonce, PKCE verifier) travels in a short-lived signed cookie, so no
+    server-side session is kept. On return, the provider's id_token is verified and kriselogg
+    issues its own token for the person: in an HttpOnly cookie for the portal, and in the body
+    for scripts.
+    """
+    router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+    limit = RateLimit(per_minute=20)
+
+    def client() -> OidcClient:
+        if oidc is None:
+            raise Problem(
+                404,
+                "Login not configured",
+                "This installation has no identity provider: set KRISELOGG_OIDC_ISSUER, "
+                "KRISELOGG_OIDC_CLIENT_ID, KRISELOGG_OIDC_REDIRECT_URI and KRISELOGG_OIDC_ORG.",
+            )
+        return oidc
+
+    @router.get("/login", status_code=302, dependencies=[Depends(limit)])
+    async def login() -> Response:
+        url, state = await client().login_url()
+        signed = jwt.encode(
+            {
+                "aud": LOGIN_AUDIENCE,
+                "exp": int(time.time()) + 600,
+                "state": state.state,
+                "nonce": state.nonce,
+                "verifier": state.code_verifier,
+            },
+            key,
+            algorithm="HS256",
+        )
+        response = RedirectResponse(url, status_code=302)
+        # Lax, not Strict: the return from the provider is a cross-site navigation.
+        response.set_cookie(
+            LOGIN_COOKIE, signed, max_age=600, httponly=True, secure=secure_cookies,
+            samesite="lax", path="/api/v1/auth",
+        )  # fmt: skip
+        return response
+
+    @router.get("/callback", dependencies=[Depends(limit)])
+    async def callback(
+        request: Request,
+        code: Annotated[str | None, Query(max_length=2000)] = None,
+        state: Annotated[str | None, Query(max_length=500)] = None,
+        error: Annotated[str | None, Query(max_length=200)] = None,
+    ) -> JSONResponse:
+        oidc_client = client()
+        if error is not None:
+            raise Problem(400, "Login refused", f"The identity provider answered: {error}.")
+        if code is None or state is None:
+            raise Problem(400, "Login incomplete", "The identity provider sent no code.")
+        try:
+            claims = jwt.decode(
+                request.cookies.get(LOGIN_COOKIE, ""), key, algorithms=["HS256"],
+                audience=LOGIN_AUDIENCE,
+            )  # fmt: skip
+        except jwt.PyJWTError:
+            raise Problem(
+                400, "Login expired", "Start the login again from the beginning."
+            ) from None
+        expected = LoginState(claims["state"], claims["nonce"], claims["verifier"])
+        try:
+            identity = await oidc_client.finish(code, state, expected)
+        except OidcError as exc:
+            log.warning("OIDC login failed: %s", exc.detail or exc.message)
+            raise Problem(400, "Login failed", exc.message) from None
+        if not identity.roles:
+            raise Problem(
+                403, "No role", "You are known, but have no role in kriselogg; ask your admin."
+            )
+        token = kriselogg_token(identity, key)
+        response = JSONResponse(
+            {
+                "token": token,
+                "person_id": identity.person_id,
+                "name": identity.name,
+                "org_id": identity.org_id,
+                "roles": sorted(identity.roles),
+            }
+        )
+        response.delete_cookie(LOGIN_COOKIE, path="/api/v1/auth")
+        response.set_cookie(
+            TOKEN_COOKIE, token, max_age=12 * 3600, httponly=True, secure=secure_cookies,
+            samesite="lax", path="/",
+        )  # fmt: skip
+        return response
 
     return router

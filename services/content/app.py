@@ -6,13 +6,20 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+import httpx
 from fastapi import FastAPI
 
 from services.content import api
 from services.content.settings import ContentSettings
 from services.content.store import LocalStore, load_catalogue
 from shared.auth import signing_key
-from shared.http import caller_dependency, health_router, install_problem_handlers
+from shared.http import (
+    caller_dependency,
+    health_router,
+    install_hardening,
+    install_problem_handlers,
+)
+from shared.oidc import OidcClient, oidc_config_from_env
 
 
 def create_app(settings: ContentSettings | None = None) -> FastAPI:
@@ -21,12 +28,17 @@ def create_app(settings: ContentSettings | None = None) -> FastAPI:
     catalogue = load_catalogue()
     index = catalogue.search_index
     local = LocalStore(settings.service_dir("content") / "content.sqlite")
+    key = signing_key(settings)
+    oidc_config = oidc_config_from_env()
+    http = httpx.AsyncClient(timeout=10.0)
+    oidc = OidcClient(oidc_config, http) if oidc_config else None
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
             yield
         finally:
+            await http.aclose()
             local.close()
 
     async def store_ready() -> bool:
@@ -37,9 +49,11 @@ def create_app(settings: ContentSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="kriselogg content", version="1", lifespan=lifespan)
     install_problem_handlers(app)
+    install_hardening(app, settings.cors_origins)
     app.include_router(health_router({"catalogue": catalogue_ready, "store": store_ready}))
+    app.include_router(api.build_router(catalogue, index, local, caller_dependency(key)))
     app.include_router(
-        api.build_router(catalogue, index, local, caller_dependency(signing_key(settings)))
+        api.auth_router(oidc, key, secure_cookies=settings.public_url.startswith("https://"))
     )
     app.include_router(api.portal_router(catalogue))
     return app

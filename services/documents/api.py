@@ -16,6 +16,7 @@ from services.documents.store import (
     ConverterMissing,
     IncidentUnavailable,
     LogForms,
+    NotAllowed,
     NotFound,
 )
 from shared.auth import Principal
@@ -75,6 +76,8 @@ def build_router(
             )
         except NotFound:
             raise not_found(incident_id) from None
+        except NotAllowed as exc:
+            raise Problem(403, "Not allowed", str(exc)) from None
         except BrokenChain as exc:
             raise Problem(
                 409,
@@ -100,16 +103,34 @@ def build_router(
             },
         )
 
+    async def may_read(incident_id: UUID, request: Request) -> None:
+        issuer = forms()
+        if issuer is None:
+            raise Problem(503, "Incidents not connected", "Set KRISELOGG_INCIDENTS_URL.")
+        token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        try:
+            await issuer.source.check_read(str(incident_id), token)
+        except NotFound:
+            raise not_found(incident_id) from None
+        except NotAllowed as exc:
+            raise Problem(403, "Not allowed", str(exc)) from None
+        except IncidentUnavailable as exc:
+            raise Problem(503, "Incidents unavailable", f"Try again shortly ({exc}).") from None
+
     @router.get("/incidents/{incident_id}")
-    async def archived(incident_id: UUID, who: Caller) -> dict[str, Any]:
+    async def archived(incident_id: UUID, who: Caller, request: Request) -> dict[str, Any]:
         """The final log forms kept when the incident was closed."""
+        await may_read(incident_id, request)
         files = await asyncio.to_thread(archive.list, who.org_id, str(incident_id))
         if files is None:
             raise not_found(incident_id)
         return {"incident_id": str(incident_id), "files": files}
 
     @router.get("/incidents/{incident_id}/archive/{filename}")
-    async def archived_file(incident_id: UUID, filename: str, who: Caller) -> Response:
+    async def archived_file(
+        incident_id: UUID, filename: str, who: Caller, request: Request
+    ) -> Response:
+        await may_read(incident_id, request)
         content = await asyncio.to_thread(archive.read, who.org_id, str(incident_id), filename)
         if content is None:
             raise not_found(incident_id)

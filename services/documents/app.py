@@ -22,7 +22,12 @@ from services.documents.settings import DocumentSettings
 from services.documents.store import AnchorStore, Archive, IncidentSource, LogForms, PdfConverter
 from shared import bus
 from shared.auth import signing_key
-from shared.http import caller_dependency, health_router, install_problem_handlers
+from shared.http import (
+    caller_dependency,
+    health_router,
+    install_hardening,
+    install_problem_handlers,
+)
 from shared.schemas import DocumentFactV1
 
 
@@ -87,6 +92,7 @@ def create_app(settings: DocumentSettings | None = None) -> FastAPI:
 
     app.router.lifespan_context = lifespan
     install_problem_handlers(app)
+    install_hardening(app, settings.cors_origins)
     app.include_router(
         health_router({"store": archive_ready, "bus": bus_ready, "incidents": incidents_ready})
     )

@@ -203,6 +203,10 @@ class IncidentUnavailable(Exception):
     pass
 
 
+class NotAllowed(Exception):
+    """Incidents refused the caller (a role rule): documents refuses too."""
+
+
 class IncidentSource:
     """Reads an incident's verification and export from the incidents service over HTTP.
 
@@ -223,6 +227,8 @@ class IncidentSource:
         response = await self._get(f"/api/v1/incidents/{incident_id}/verify", token)
         if response.status_code == 404:
             return None
+        if response.status_code == 403:
+            raise NotAllowed(response.json().get("detail", ""))
         if response.status_code == 409:  # events that no longer decrypt or parse
             detail = response.json().get("detail", "the stored events cannot be read")
             return {"valid": False, "first_invalid_seq": None, "reason": detail}
@@ -230,6 +236,16 @@ class IncidentSource:
             raise IncidentUnavailable(f"verify answered {response.status_code}")
         body: dict[str, Any] = response.json()
         return body
+
+    async def check_read(self, incident_id: str, token: str) -> None:
+        """Raise unless the caller may read the incident (the same rule as incidents applies)."""
+        response = await self._get(f"/api/v1/incidents/{incident_id}", token)
+        if response.status_code == 404:
+            raise NotFound(incident_id)
+        if response.status_code == 403:
+            raise NotAllowed(response.json().get("detail", ""))
+        if response.status_code != 200:
+            raise IncidentUnavailable(f"incident answered {response.status_code}")
 
     async def export(self, incident_id: str, token: str) -> list[dict[str, Any]] | None:
         response = await self._get(f"/api/v1/incidents/{incident_id}/export", token)

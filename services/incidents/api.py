@@ -19,10 +19,11 @@ from services.incidents.domain import (
     check_anchor,
     new_state,
 )
-from services.incidents.store import IncidentLog
+from services.incidents.store import AccessLog, IncidentLog
 from shared.auth import Principal
 from shared.canonical import canonical_json, rfc3339
 from shared.http import Problem
+from shared.policy import Action, IncidentFacts, OrgTree, allowed, visible
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,100}$")]
 Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -104,14 +105,41 @@ def _not_found(incident_id: UUID) -> Problem:
     return Problem(404, "Incident not found", f"No incident {incident_id} in your organisation.")
 
 
+def facts_of(incident: Incident) -> IncidentFacts:
+    state = incident.state
+    return IncidentFacts(
+        unit_id=str(state.get("unit_id", "")),
+        category=str(state.get("category", "")),
+        reported_by=str((state.get("reported_by") or {}).get("id", "")),
+    )
+
+
 def build_router(
-    log: IncidentLog, caller: Callable[..., Awaitable[Principal]], anchor_lookup: AnchorLookup
+    log: IncidentLog,
+    caller: Callable[..., Awaitable[Principal]],
+    anchor_lookup: AnchorLookup,
+    tree: Callable[[str], OrgTree],
+    access: AccessLog,
 ) -> APIRouter:
+    """`tree(org)` gives the organisation's units for the access rules (shared.policy)."""
     router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
     Caller = Annotated[Principal, Depends(caller)]
 
     def actor(who: Principal) -> dict[str, str]:
         return {"id": who.person_id, "name": who.name}
+
+    def permitted(incident_id: UUID, who: Principal, action: Action) -> Incident:
+        """The incident if `who` may do `action` on it: 404 outside the organisation, else 403."""
+        incident = log.get(incident_id, who.org_id)
+        if incident is None:
+            raise _not_found(incident_id)
+        if not allowed(who, action, facts_of(incident), tree(who.org_id)):
+            raise Problem(
+                403, "Not allowed", f"Your role does not allow this ({action}) on this incident."
+            )
+        if action in ("read", "export"):
+            access.record(who.org_id, str(incident_id), who.person_id, who.name, action)
+        return incident
 
     def append(
         incident_id: UUID,
@@ -119,7 +147,9 @@ def build_router(
         kind: str,
         data: dict[str, Any],
         occurred_at: datetime | None = None,
+        action: Action = "write",
     ) -> Written:
+        permitted(incident_id, who, action)
         try:
             incident = log.append(
                 incident_id, who.org_id, kind, actor=actor(who), data=data, occurred_at=occurred_at
@@ -132,6 +162,8 @@ def build_router(
 
     @router.post("", status_code=201, response_model=Written)
     def report(body: ReportIn, who: Caller) -> Written:
+        if not allowed(who, "report", None, tree(who.org_id)):
+            raise Problem(403, "Not allowed", "Your role cannot report incidents.")
         data = body.model_dump(exclude={"occurred_at"}, exclude_none=True)
         incident = log.report(
             org_id=who.org_id, actor=actor(who), data=data, occurred_at=body.occurred_at
@@ -142,10 +174,14 @@ def build_router(
     def list_incidents(
         who: Caller, status: Literal["open", "closed"] | None = None
     ) -> list[dict[str, Any]]:
-        return [vars(e) for e in log.list_incidents(who.org_id, status)]
+        entries = log.list_incidents(who.org_id, status)
+        facts = [(e.id, IncidentFacts(e.unit_id, e.category, e.reported_by)) for e in entries]
+        shown = set(visible(who, facts, tree(who.org_id)))
+        return [vars(e) for e in entries if e.id in shown]
 
     @router.get("/{incident_id}")
     def get_incident(incident_id: UUID, who: Caller) -> Response:
+        permitted(incident_id, who, "read")
         state = log.state_json(incident_id, who.org_id)
         if state is None:
             raise _not_found(incident_id)
@@ -161,7 +197,7 @@ def build_router(
 
     @router.post("/{incident_id}/notes", status_code=201, response_model=Written)
     def add_note(incident_id: UUID, body: NoteIn, who: Caller) -> Written:
-        return append(incident_id, who, "NoteAdded", {"text": body.text})
+        return append(incident_id, who, "NoteAdded", {"text": body.text}, action="note")
 
     @router.post("/{incident_id}/corrections", status_code=201, response_model=Written)
     def correct(incident_id: UUID, body: CorrectionIn, who: Caller) -> Written:
@@ -180,7 +216,7 @@ def build_router(
         data: dict[str, Any] = {"deadline_id": deadline_id, "met_by": actor(who)}
         if body.note:
             data["note"] = body.note
-        return append(incident_id, who, "DeadlineMet", data, body.met_at)
+        return append(incident_id, who, "DeadlineMet", data, body.met_at, action="deadline")
 
     @router.post("/{incident_id}/close", status_code=201, response_model=Written)
     def close(incident_id: UUID, body: CloseIn, who: Caller) -> Written:
@@ -195,8 +231,7 @@ def build_router(
     ) -> Response:
         if as_of is not None and until_seq is not None:
             raise Problem(422, "Invalid request", "Give as_of or until_seq, not both.")
-        if log.get(incident_id, who.org_id) is None:
-            raise _not_found(incident_id)
+        permitted(incident_id, who, "read")
         events = log.exported_events(incident_id, until_seq=until_seq or None)
         if until_seq == 0:
             events = []
@@ -213,8 +248,7 @@ def build_router(
 
     @router.get("/{incident_id}/verify", response_model=VerifyOut)
     async def verify(incident_id: UUID, who: Caller) -> VerifyOut:
-        if await asyncio.to_thread(log.get, incident_id, who.org_id) is None:
-            raise _not_found(incident_id)
+        await asyncio.to_thread(permitted, incident_id, who, "export")
         # The anchor first, then the events: anchors only follow committed events, so an event
         # appended meanwhile makes the stream longer than the anchor, never shorter (which
         # would read as a truncation).
@@ -242,8 +276,7 @@ def build_router(
 
     @router.get("/{incident_id}/export")
     def export(incident_id: UUID, who: Caller) -> StreamingResponse:
-        if log.get(incident_id, who.org_id) is None:
-            raise _not_found(incident_id)
+        permitted(incident_id, who, "export")
         events = log.exported_events(incident_id)
 
         def lines() -> Iterator[bytes]:
@@ -255,5 +288,14 @@ def build_router(
             media_type="application/x-ndjson",
             headers={"Content-Disposition": f'attachment; filename="incident-{incident_id}.jsonl"'},
         )
+
+    @router.get("/{incident_id}/access")
+    def access_log(incident_id: UUID, who: Caller) -> list[dict[str, str]]:
+        """Who read or exported this incident's log, and when: for the organisation's auditors."""
+        if log.get(incident_id, who.org_id) is None:
+            raise _not_found(incident_id)
+        if not who.has_any("auditor"):
+            raise Problem(403, "Not allowed", "Only an auditor can see who read a log.")
+        return access.reads(who.org_id, str(incident_id))
 
     return router

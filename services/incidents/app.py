@@ -12,12 +12,13 @@ from fastapi.responses import JSONResponse
 from services.incidents import api
 from services.incidents import bus as incident_bus
 from services.incidents.settings import IncidentSettings
-from services.incidents.store import DamagedLog, IncidentLog, StoreClosed
+from services.incidents.store import AccessLog, DamagedLog, IncidentLog, StoreClosed
 from shared import bus
 from shared.auth import signing_key
 from shared.http import (
     caller_dependency,
     health_router,
+    install_hardening,
     install_problem_handlers,
     problem_response,
 )
@@ -30,6 +31,8 @@ def create_app(settings: IncidentSettings | None = None) -> FastAPI:
     relay = incident_bus.Relay(store, broker, settings.subjects)
     store.on_saved = relay.wake
     incident_bus.register(broker, store, settings)
+    access = AccessLog(settings.service_dir("incidents") / "access.sqlite")
+    directory = bus.DirectoryWatch()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -37,14 +40,19 @@ def create_app(settings: IncidentSettings | None = None) -> FastAPI:
         await bus.ensure_streams(broker, settings)
         await broker.start()
         relay_task = asyncio.create_task(relay.run(), name="incidents-relay")
+        watch_task = asyncio.create_task(
+            directory.run(broker, settings), name="incidents-directory"
+        )
         try:
             yield
         finally:
-            relay_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay_task
+            for task in (relay_task, watch_task):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await broker.stop()
             store.close()
+            access.close()
 
     async def store_ready() -> bool:
         await asyncio.to_thread(store.recorder.max_notification_id)
@@ -55,6 +63,7 @@ def create_app(settings: IncidentSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="kriselogg incidents", version="1", lifespan=lifespan)
     install_problem_handlers(app)
+    install_hardening(app, settings.cors_origins)
 
     async def on_damaged(_: Request, exc: Exception) -> JSONResponse:
         return problem_response(
@@ -72,15 +81,29 @@ def create_app(settings: IncidentSettings | None = None) -> FastAPI:
 
     app.add_exception_handler(DamagedLog, on_damaged)
     app.add_exception_handler(StoreClosed, on_closing)
-    app.include_router(health_router({"store": store_ready, "bus": bus_ready}))
+
+    async def directory_ready() -> bool:
+        # Until the organisations' trees are read, leaders' scopes would look empty.
+        return directory.ready.is_set()
+
+    app.include_router(
+        health_router({"store": store_ready, "bus": bus_ready, "directory": directory_ready})
+    )
 
     async def anchor_lookup(org_id: str, incident_id: str) -> tuple[int, str] | None:
         return await incident_bus.lookup_anchor(broker, settings.subjects, org_id, incident_id)
 
     app.include_router(
-        api.build_router(store, caller_dependency(signing_key(settings)), anchor_lookup)
+        api.build_router(
+            store,
+            caller_dependency(signing_key(settings)),
+            anchor_lookup,
+            directory.tree,
+            access,
+        )
     )
     app.state.store = store
+    app.state.directory = directory
     app.state.relay = relay
     app.state.broker = broker
     return app

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import random
+import sqlite3
 import threading
 import time
 from collections import OrderedDict
@@ -162,6 +163,8 @@ class IndexEntry:
     category: str
     severity: str
     reported_at: str
+    unit_id: str = ""
+    reported_by: str = ""
     status: str = "open"
 
 
@@ -338,6 +341,8 @@ class IncidentLog(Application[UUID]):
                             category=str(event.data.get("category", "")),
                             severity=str(event.data.get("severity", "")),
                             reported_at=event.recorded_at,
+                            unit_id=str(event.data.get("unit_id", "")),
+                            reported_by=str(event.actor.get("id", "")),
                         )
                     elif key in self._index:
                         self._index[key].status = "closed"
@@ -441,3 +446,45 @@ class IncidentLog(Application[UUID]):
         # IntegrityError: another replica got there first; the position only moves forward.
         with contextlib.suppress(IntegrityError):
             self.process_recorder.insert_tracking(Tracking(tracker, position))
+
+
+class AccessLog:
+    """Who read or exported which incident's log, and when (issue 7), for the auditors.
+
+    Kept beside the events, not in the incident's own chain: reading must not change the log
+    that is read. A plain SQLite file in the service's data dir.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS reads (org_id TEXT NOT NULL, incident_id TEXT NOT NULL,"
+                " person_id TEXT NOT NULL, name TEXT NOT NULL, action TEXT NOT NULL,"
+                " at TEXT NOT NULL)"
+            )
+            self._db.execute(
+                "CREATE INDEX IF NOT EXISTS reads_by_incident ON reads (org_id, incident_id, at)"
+            )
+
+    def record(self, org_id: str, incident_id: str, person_id: str, name: str, action: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO reads VALUES (?, ?, ?, ?, ?, ?)",
+                (org_id, incident_id, person_id, name, action, datetime.now(UTC).isoformat()),
+            )
+
+    def reads(self, org_id: str, incident_id: str) -> list[dict[str, str]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT person_id, name, action, at FROM reads"
+                " WHERE org_id = ? AND incident_id = ? ORDER BY at",
+                (org_id, incident_id),
+            ).fetchall()
+        return [{"person_id": r[0], "name": r[1], "action": r[2], "at": r[3]} for r in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse
 from services.notify.domain import Directory, Resolver, check_ack
 from services.notify.store import NotifyStore, alert_fact, now
 from shared.auth import Principal
-from shared.http import Problem
+from shared.http import Problem, RateLimit
 from shared.subjects import Subjects
 
 
@@ -30,6 +30,7 @@ def build_router(
     subjects: Subjects,
     ack_key: bytes,
     wake: Callable[[], None],
+    share: Callable[[Directory], Awaitable[None]],
 ) -> APIRouter:
     """`wake` nudges the dispatcher to publish a new fact now rather than at its next timer."""
     router = APIRouter(prefix="/api/v1", tags=["notify"])
@@ -37,7 +38,7 @@ def build_router(
     zone = ZoneInfo(timezone)
 
     @router.put("/directory")
-    def put_directory(body: Directory, who: Caller) -> dict[str, Any]:
+    async def put_directory(body: Directory, who: Caller) -> dict[str, Any]:
         if not who.has_any("admin"):
             raise Problem(403, "Not allowed", "Only an administrator can replace the directory.")
         if body.org.id != who.org_id:
@@ -51,11 +52,27 @@ def build_router(
             raise Problem(
                 422, "Invalid directory", f"{len(problems)} problem(s) found.", problems=problems
             )
-        store.put_directory(body)
+        await asyncio.to_thread(store.put_directory, body)
+        try:
+            await share(body)
+        except Exception as exc:
+            # Saved here, not yet seen by the access rules elsewhere; startup shares it again.
+            raise Problem(
+                503,
+                "Directory saved but not shared",
+                "The other services have not received it yet; send it again shortly.",
+            ) from exc
         return {"org": body.org.id, "units": len(body.units), "people": len(body.people)}
+
+    def overseer(who: Principal) -> None:
+        # Who was alerted, and how to reach them, is for those who act or check, not for
+        # every employee who can report.
+        if not who.has_any("leader", "safety_rep", "hr", "auditor", "admin"):
+            raise Problem(403, "Not allowed", "Your role cannot see alerts or responders.")
 
     @router.get("/directory/units/{unit_id}/responders")
     def responders(unit_id: str, who: Caller) -> dict[str, Any]:
+        overseer(who)
         directory = store.directory(who.org_id)
         if directory is None or all(u.id != unit_id for u in directory.units):
             raise Problem(404, "Unit not found", f"No unit {unit_id} in your organisation.")
@@ -93,11 +110,13 @@ def build_router(
     @router.get("/alerts")
     def alerts(who: Caller, incident_id: str | None = None) -> list[dict[str, Any]]:
         """Every alert and reminder: status, attempts and times, for the portal and audits."""
+        overseer(who)
         return store.alerts(who.org_id, incident_id)
 
     @router.get("/alerts/deadlines/{incident_id}")
     def deadlines(incident_id: str, who: Caller) -> list[dict[str, Any]]:
         """The duties of an incident, law and routine labelled, with their reminders."""
+        overseer(who)
         return store.deadlines(who.org_id, incident_id)
 
     async def acknowledge(org_id: str, alert_id: str) -> dict[str, Any]:
@@ -148,7 +167,15 @@ def build_router(
             f"<h1>{escape(title)}</h1>{body}</main></body></html>"
         )
 
-    @router.get("/alerts/{alert_id}/ack", response_class=HTMLResponse, include_in_schema=False)
+    # The links work without a token: limit how fast anyone can try signatures on them.
+    link_limit = RateLimit(per_minute=30)
+
+    @router.get(
+        "/alerts/{alert_id}/ack",
+        response_class=HTMLResponse,
+        include_in_schema=False,
+        dependencies=[Depends(link_limit)],
+    )
     def ack_page(
         alert_id: str, expires: Annotated[int, Query()], sig: Annotated[str, Query()]
     ) -> HTMLResponse:
@@ -166,7 +193,10 @@ def build_router(
         )
 
     @router.post(
-        "/alerts/{alert_id}/ack-link", response_class=HTMLResponse, include_in_schema=False
+        "/alerts/{alert_id}/ack-link",
+        response_class=HTMLResponse,
+        include_in_schema=False,
+        dependencies=[Depends(link_limit)],
     )
     async def ack_by_link(
         alert_id: str, expires: Annotated[int, Form()], sig: Annotated[str, Form()]

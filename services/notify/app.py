@@ -10,11 +10,17 @@ from fastapi import FastAPI
 
 from services.notify import api
 from services.notify import bus as notify_bus
+from services.notify.domain import Directory
 from services.notify.settings import NotifySettings
 from services.notify.store import NotifyStore
 from shared import bus
 from shared.auth import signing_key
-from shared.http import caller_dependency, health_router, install_problem_handlers
+from shared.http import (
+    caller_dependency,
+    health_router,
+    install_hardening,
+    install_problem_handlers,
+)
 
 
 def create_app(settings: NotifySettings | None = None) -> FastAPI:
@@ -31,6 +37,10 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
         await broker.connect()
         await bus.ensure_streams(broker, settings)
         await broker.start()
+        # Share every stored directory at start: a tree saved while the bus was down, or a
+        # bucket lost with a NATS store, is put right here.
+        for directory in await asyncio.to_thread(store.directories):
+            await bus.share_directory(broker, settings, directory.tree())
         task = asyncio.create_task(dispatcher.run(), name="notify-dispatcher")
         try:
             yield
@@ -48,8 +58,12 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
     async def bus_ready() -> bool:
         return bool(broker.config.connection_state.connection.is_connected)
 
+    async def share(directory: Directory) -> None:
+        await bus.share_directory(broker, settings, directory.tree())
+
     app = FastAPI(title="kriselogg notify", version="1", lifespan=lifespan)
     install_problem_handlers(app)
+    install_hardening(app, settings.cors_origins)
     app.include_router(health_router({"store": store_ready, "bus": bus_ready}))
     app.include_router(
         api.build_router(
@@ -59,6 +73,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
             settings.subjects,
             channels.ack_key,
             dispatcher.wake,
+            share,
         )
     )
     app.state.store = store

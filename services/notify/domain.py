@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo
 import holidays
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from shared.schemas import DirectoryTreeV1, UnitV1
+
 Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
@@ -136,6 +138,23 @@ class Directory(Strict):
     people: list[Person] = Field(default_factory=list)
     routine: list[RoutineDuty] | None = None
     """The organisation's follow-up routine; None means DEFAULT_ROUTINE, [] means none at all."""
+
+    def tree(self) -> DirectoryTreeV1:
+        """What the other services need for their access rules: units and who answers for them."""
+        return DirectoryTreeV1(
+            org_id=self.org.id,
+            units=[
+                UnitV1(
+                    id=u.id,
+                    parent=u.parent,
+                    leader=u.leader,
+                    deputies=list(u.deputies),
+                    safety_rep=u.safety_rep,
+                )
+                for u in self.units
+            ],
+            main_safety_rep=self.org.main_safety_rep,
+        )
 
     def problems(self) -> list[str]:
         """Every unknown reference, duplicate id and cycle, so an admin can fix all in one go."""

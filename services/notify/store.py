@@ -207,6 +207,11 @@ class NotifyStore:
                 (directory.org.id, directory.model_dump_json(by_alias=True), ts(now())),
             )
 
+    def directories(self) -> list[Directory]:
+        with self._lock:
+            rows = self._db.execute("SELECT body FROM directories ORDER BY org_id").fetchall()
+        return [Directory.model_validate_json(r["body"]) for r in rows]
+
     def directory(self, org_id: str) -> Directory | None:
         with self._lock:
             row = self._db.execute(
