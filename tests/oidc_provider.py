@@ -266,6 +266,20 @@ class ProviderHandle:
         return self.provider.issuer
 
 
+class _Server(uvicorn.Server):
+    """Says when it is listening (or gave up), so the tests wait on an event, not a clock."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.up = threading.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets=sockets)
+        finally:
+            self.up.set()
+
+
 @contextmanager
 def run_provider(
     users: dict[str, dict[str, Any]] | None = None,
@@ -287,17 +301,14 @@ def run_provider(
     config = uvicorn.Config(
         build_app(provider), log_level="warning", lifespan="off", access_log=False
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="oidc-provider", daemon=True
     )
     thread.start()
     try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the test OpenID provider did not start")
-            time.sleep(0.01)
+        if not server.up.wait(10) or not server.started:
+            raise RuntimeError("the test OpenID provider did not start")
         yield ProviderHandle(provider, thread)
     finally:
         server.should_exit = True
