@@ -133,6 +133,10 @@ def up(
         connect_in_process(apps)
         if not no_demo:
             seed_demo(apps["notify"])
+            apps["content"].state.dev_people = [
+                {"person_id": p, "name": n, "roles": r, "what": w, "org_id": "demo"}
+                for p, n, r, w in DEMO_LOGINS
+            ]
         url = f"http://{host}:{port}"
         typer.echo(f"kriselogg is starting on {url}  (Ctrl-C stops everything)")
         typer.echo(f"  data: {settings.data_dir}   bus: {settings.nats_url}")

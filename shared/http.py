@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -235,3 +236,62 @@ def install_hardening(app: FastAPI, cors_origins: list[str]) -> None:
             allow_credentials=False,
         )
     app.add_middleware(Hardening)
+    document_problems(app)
+
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+    "additionalProperties": True,
+}
+PROBLEMS = {
+    "400": "Malformed request (e.g. a body that is not JSON)",
+    "401": "No valid token",
+    "403": "The token's roles do not allow this",
+    "404": "Not found in your organisation",
+    "409": "Refused in the current state",
+    "413": "Request too large",
+    "422": "Invalid input; `errors` names each field",
+    "429": "Too many requests",
+    "503": "A dependency is unavailable; try again",
+}
+
+
+def document_problems(app: FastAPI) -> None:
+    """Make the OpenAPI say what the service really answers on errors: problem+json.
+
+    FastAPI documents its own validation error shape, which these services never send; a client
+    generated from the schema, and the schemathesis run in CI, must see the real one.
+    """
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["Problem"] = PROBLEM_SCHEMA
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        ref = {"schema": {"$ref": "#/components/schemas/Problem"}}
+        for item in schema.get("paths", {}).values():
+            for operation in item.values():
+                responses = operation.setdefault("responses", {})
+                for code, description in PROBLEMS.items():
+                    responses[code] = {"description": description, "content": {PROBLEM: ref}}
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

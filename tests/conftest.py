@@ -9,6 +9,7 @@ containers: NATS and PostgreSQL images through testcontainers (needs Docker).
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -64,7 +65,12 @@ def nats_url(infra: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
         yield f"nats://{container.get_container_host_ip()}:{port}"
         container.stop()
     else:
-        with EmbeddedNats(store_dir=tmp_path_factory.mktemp("nats")) as server:
+        # Outside pytest's numbered temp dirs: pytest keeps only the last three, so another
+        # pytest run on the same machine would delete the server's store under it.
+        with (
+            tempfile.TemporaryDirectory(prefix="kriselogg-nats-") as store,
+            EmbeddedNats(store_dir=Path(store)) as server,
+        ):
             yield server.url
 
 
@@ -92,11 +98,13 @@ def postgres_server_dsn(infra: str, tmp_path_factory: pytest.TempPathFactory) ->
 
         # The wheel's server runs as an unprivileged user when we are root: give it a directory
         # that user can enter.
-        base = Path(tmp_path_factory.mktemp("pg"))
-        base.chmod(0o755)
-        server = get_server(base / "data")
-        yield str(server.get_uri("postgres"))
-        server.cleanup()
+        # Outside pytest's numbered temp dirs, for the same reason as the NATS store above.
+        with tempfile.TemporaryDirectory(prefix="kriselogg-pg-") as tmp:
+            base = Path(tmp)
+            base.chmod(0o755)
+            server = get_server(base / "data")
+            yield str(server.get_uri("postgres"))
+            server.cleanup()
 
 
 @pytest.fixture

@@ -15,12 +15,13 @@ from typing import Annotated, Any
 import jwt
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from pydantic import BaseModel, StringConstraints
 
 from services.content.domain import Catalogue, LocalAddition, SearchIndex
 from services.content.store import LocalStore
 from shared.auth import Principal
 from shared.http import Problem, RateLimit
-from shared.oidc import LoginState, OidcClient, OidcError, kriselogg_token
+from shared.oidc import Identity, LoginState, OidcClient, OidcError, kriselogg_token
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,16 @@ TOKEN_COOKIE = "kriselogg_token"  # noqa: S105 - a cookie name, not a secret
 LOGIN_AUDIENCE = "kriselogg-login"
 
 
-def auth_router(oidc: OidcClient | None, key: str, secure_cookies: bool) -> APIRouter:
+class DevLoginIn(BaseModel):
+    person_id: Annotated[str, StringConstraints(max_length=64)]
+
+
+def auth_router(
+    oidc: OidcClient | None,
+    key: str,
+    secure_cookies: bool,
+    dev_people: Callable[[], list[dict[str, Any]] | None] = lambda: None,
+) -> APIRouter:
     """Login with the organisation's identity provider (OpenID Connect, code flow with PKCE).
 
     The login state (state, nonce, PKCE verifier) travels in a short-lived signed cookie, so no
@@ -220,6 +230,48 @@ def auth_router(oidc: OidcClient | None, key: str, secure_cookies: bool) -> APIR
             }
         )
         response.delete_cookie(LOGIN_COOKIE, path="/api/v1/auth")
+        response.set_cookie(
+            TOKEN_COOKIE, token, max_age=12 * 3600, httponly=True, secure=secure_cookies,
+            samesite="lax", path="/",
+        )  # fmt: skip
+        return response
+
+    def demo() -> list[dict[str, Any]]:
+        people = dev_people()
+        if people is None:
+            raise Problem(
+                404,
+                "No development login",
+                "The development login exists only in the demo of `kriselogg up`.",
+            )
+        return people
+
+    @router.get("/dev", dependencies=[Depends(limit)])
+    def dev_login_people() -> dict[str, Any]:
+        """DEVELOPMENT ONLY: the demo people anyone may log in as (embedded demo mode)."""
+        return {
+            "warning": "Utviklingsinnlogging: bare for demoen, aldri i drift.",
+            "people": demo(),
+        }
+
+    @router.post("/dev", dependencies=[Depends(limit)])
+    def dev_login(body: DevLoginIn) -> JSONResponse:
+        """DEVELOPMENT ONLY: a token for one of the demo people, without a password."""
+        person = next((p for p in demo() if p["person_id"] == body.person_id), None)
+        if person is None:
+            raise Problem(404, "Unknown demo person", f"No demo person {body.person_id}.")
+        identity = Identity(
+            person_id=person["person_id"],
+            name=person["name"],
+            email=None,
+            roles=frozenset(person["roles"]),
+            org_id=person["org_id"],
+        )
+        token = kriselogg_token(identity, key)
+        response = JSONResponse(
+            {"token": token, "development_login": True, **{k: person[k] for k in ("person_id",
+             "name", "org_id", "roles")}}
+        )  # fmt: skip
         response.set_cookie(
             TOKEN_COOKIE, token, max_age=12 * 3600, httponly=True, secure=secure_cookies,
             samesite="lax", path="/",

@@ -52,8 +52,15 @@ def create_app(settings: ContentSettings | None = None) -> FastAPI:
     install_hardening(app, settings.cors_origins)
     app.include_router(health_router({"catalogue": catalogue_ready, "store": store_ready}))
     app.include_router(api.build_router(catalogue, index, local, caller_dependency(key)))
+    # `kriselogg up` with its demo sets this list; nothing else ever does.
+    app.state.dev_people = None
     app.include_router(
-        api.auth_router(oidc, key, secure_cookies=settings.public_url.startswith("https://"))
+        api.auth_router(
+            oidc,
+            key,
+            secure_cookies=settings.public_url.startswith("https://"),
+            dev_people=lambda: app.state.dev_people,
+        )
     )
     app.include_router(api.portal_router(catalogue))
     return app

@@ -38,8 +38,15 @@ def build_router(
 
     @router.get(
         "/incidents/{incident_id}/log.{fmt}",
+        response_class=Response,
         responses={
-            200: {"content": {t: {} for t in MEDIA_TYPES.values()}},
+            200: {
+                "description": "The log form",
+                "content": {
+                    t: {"schema": {"type": "string", "format": "binary"}}
+                    for t in MEDIA_TYPES.values()
+                },
+            },
             409: {"description": "The chain does not verify; no document is issued"},
             503: {"description": "No PDF converter, or incidents unreachable"},
         },
@@ -126,7 +133,19 @@ def build_router(
             raise not_found(incident_id)
         return {"incident_id": str(incident_id), "files": files}
 
-    @router.get("/incidents/{incident_id}/archive/{filename}")
+    @router.get(
+        "/incidents/{incident_id}/archive/{filename}",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "The archived file",
+                "content": {
+                    t: {"schema": {"type": "string", "format": "binary"}}
+                    for t in MEDIA_TYPES.values()
+                },
+            }
+        },
+    )
     async def archived_file(
         incident_id: UUID, filename: str, who: Caller, request: Request
     ) -> Response:

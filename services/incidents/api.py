@@ -274,7 +274,16 @@ def build_router(
             anchored_seq=anchor[0] if anchor else None,
         )
 
-    @router.get("/{incident_id}/export")
+    @router.get(
+        "/{incident_id}/export",
+        response_class=StreamingResponse,
+        responses={
+            200: {
+                "description": "The events as JSON Lines, one canonical JSON object per line",
+                "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+            }
+        },
+    )
     def export(incident_id: UUID, who: Caller) -> StreamingResponse:
         permitted(incident_id, who, "export")
         events = log.exported_events(incident_id)

@@ -48,7 +48,11 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
 from schemathesis.core.result import Err
-from schemathesis.specs.openapi.checks import response_schema_conformance
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from tests.support import REPORT, Stack, running_stack
 
@@ -61,7 +65,13 @@ KNOWN_EXAMPLES = 5
 NEGATIVE_EXAMPLES = 20
 Operation = schemathesis.APIOperation[Any, Any, Any, Any]
 Case = schemathesis.Case[Operation]
-CHECKS = [not_a_server_error, response_schema_conformance]
+# Every answer, errors included, must be documented: its status, its media type, its shape.
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 
 
 @dataclass

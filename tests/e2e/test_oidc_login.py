@@ -82,3 +82,25 @@ async def test_the_login_is_rate_limited(nats_url: str, tmp_path: Path) -> None:
         assert codes[20:] == [429] * 5
         limited = await stack.client.get("/api/v1/auth/callback")
         assert int(limited.headers["Retry-After"]) > 0
+
+
+async def test_the_development_login_exists_only_in_the_demo(nats_url: str, tmp_path: Path) -> None:
+    async with running_stack(nats_url, tmp_path) as stack:
+        assert (await stack.client.get("/api/v1/auth/dev")).status_code == 404
+        refused = await stack.client.post("/api/v1/auth/dev", json={"person_id": "p-ln"})
+        assert refused.status_code == 404
+
+        # What `kriselogg up` does when it seeds the demo organisation:
+        stack.apps["content"].state.dev_people = [
+            {"person_id": "p-ln", "name": "Lise Nord", "roles": ["leader"], "what": "leder",
+             "org_id": "demo"},
+        ]  # fmt: skip
+        listed = (await stack.client.get("/api/v1/auth/dev")).json()
+        assert "aldri i drift" in listed["warning"]  # clearly marked
+        assert [p["person_id"] for p in listed["people"]] == ["p-ln"]
+        login = await stack.client.post("/api/v1/auth/dev", json={"person_id": "p-ln"})
+        assert login.status_code == 200 and login.json()["development_login"] is True
+        headers = {"Authorization": f"Bearer {login.json()['token']}"}
+        assert (await stack.client.get("/api/v1/incidents", headers=headers)).status_code == 200
+        unknown = await stack.client.post("/api/v1/auth/dev", json={"person_id": "p-admin"})
+        assert unknown.status_code == 404
