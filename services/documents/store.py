@@ -10,7 +10,6 @@ import asyncio
 import hashlib
 import json
 import shutil
-import sqlite3
 import tempfile
 import threading
 import uuid
@@ -25,6 +24,7 @@ import httpx
 from services.documents.domain import log_context, render_docx
 from shared.canonical import verify_chain
 from shared.schemas import Actor, DocumentFactV1
+from shared.sqlite import SqliteStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS anchors (
@@ -33,14 +33,10 @@ CREATE TABLE IF NOT EXISTS anchors (
 """
 
 
-class AnchorStore:
+class AnchorStore(SqliteStore):
     def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._lock = threading.Lock()
+        super().__init__(path, SCHEMA)
         self._changed = threading.Condition()
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(SCHEMA)
 
     def anchor(self, org_id: str, incident_id: str, seq: int, hash_: str) -> None:
         """Keep the highest seq seen; events may arrive out of order or twice."""
@@ -71,17 +67,6 @@ class AnchorStore:
                 (incident_id, org_id),
             ).fetchone()
         return (int(row[0]), str(row[1]), str(row[2])) if row else None
-
-    def ping(self) -> bool:
-        with self._lock:
-            self._db.execute("SELECT 1").fetchone()
-        return True
-
-    def close(self) -> None:
-        # Under the lock: a statement still running in a worker thread (its awaiting task may
-        # have been cancelled) must finish first; closing under it crashes SQLite.
-        with self._lock:
-            self._db.close()
 
 
 class Archive:

@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import random
-import sqlite3
 import threading
 import time
 from collections import OrderedDict
@@ -28,6 +27,7 @@ from psycopg.conninfo import conninfo_to_dict
 from services.incidents.domain import Incident
 from services.incidents.settings import IncidentSettings
 from shared.canonical import GENESIS_HASH, ChainReport, verify_chain
+from shared.sqlite import SqliteStore
 
 RELAY_TRACKER = "relay:jetstream"
 # Optimistic concurrency: a stale cached aggregate loses the race for version N+1 and reloads.
@@ -448,7 +448,15 @@ class IncidentLog(Application[UUID]):
             self.process_recorder.insert_tracking(Tracking(tracker, position))
 
 
-class AccessLog:
+ACCESS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS reads (
+  org_id TEXT NOT NULL, incident_id TEXT NOT NULL, person_id TEXT NOT NULL, name TEXT NOT NULL,
+  action TEXT NOT NULL, at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS reads_by_incident ON reads (org_id, incident_id, at);
+"""
+
+
+class AccessLog(SqliteStore):
     """Who read or exported which incident's log, and when (issue 7), for the auditors.
 
     Kept beside the events, not in the incident's own chain: reading must not change the log
@@ -456,18 +464,7 @@ class AccessLog:
     """
 
     def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._lock = threading.Lock()
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS reads (org_id TEXT NOT NULL, incident_id TEXT NOT NULL,"
-                " person_id TEXT NOT NULL, name TEXT NOT NULL, action TEXT NOT NULL,"
-                " at TEXT NOT NULL)"
-            )
-            self._db.execute(
-                "CREATE INDEX IF NOT EXISTS reads_by_incident ON reads (org_id, incident_id, at)"
-            )
+        super().__init__(path, ACCESS_SCHEMA)
 
     def record(self, org_id: str, incident_id: str, person_id: str, name: str, action: str) -> None:
         with self._lock:
@@ -484,7 +481,3 @@ class AccessLog:
                 (org_id, incident_id),
             ).fetchall()
         return [{"person_id": r[0], "name": r[1], "action": r[2], "at": r[3]} for r in rows]
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()

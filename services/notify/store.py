@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Any
 
 from services.notify.domain import Directory
 from shared.schemas import Actor, AlertFactV1
+from shared.sqlite import SqliteStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS directories (
@@ -161,39 +160,9 @@ def _contacts_json(contacts: Sequence[Contact]) -> str:
     return json.dumps([[c.channel, c.address] for c in contacts], ensure_ascii=False)
 
 
-class NotifyStore:
+class NotifyStore(SqliteStore):
     def __init__(self, path: Path) -> None:
-        self.path = path
-        # One connection, guarded by a lock: writes are tiny and SQLite serialises them anyway.
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._lock = threading.Lock()
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(SCHEMA)
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    def close(self) -> None:
-        # Under the lock: a statement still running in a worker thread (its awaiting task may
-        # have been cancelled) must finish first; closing under it crashes SQLite.
-        with self._lock:
-            self._db.close()
-
-    def ping(self) -> bool:
-        with self._lock:
-            self._db.execute("SELECT 1").fetchone()
-        return True
+        super().__init__(path, SCHEMA, rows_as_dicts=True)
 
     # --- directory ------------------------------------------------------------------------
 
