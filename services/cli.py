@@ -67,11 +67,16 @@ def build_app(name: str, settings: Settings) -> FastAPI:
 
 
 def connect_in_process(apps: dict[str, FastAPI]) -> None:
-    """One process, one origin: documents reads incidents through ASGI, not over the network."""
+    """One process, one origin: documents reads incidents through ASGI, not over the network,
+    and the portal (content) calls the whole API through the gateway in process."""
     import httpx
+
+    from services.gateway import Gateway
 
     if "documents" in apps and "incidents" in apps:
         apps["documents"].state.incidents_transport = httpx.ASGITransport(app=apps["incidents"])
+    if "content" in apps:
+        apps["content"].state.api_transport = httpx.ASGITransport(app=Gateway(apps))
 
 
 def demo_directory() -> dict[str, Any]:

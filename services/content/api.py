@@ -1,4 +1,4 @@
-"""HTTP API of the guidance catalogue (DESIGN §8) and the portal's start page.
+"""HTTP API of the guidance catalogue (DESIGN §8) and the login routes.
 
 Every answer carries the content version (body and `Content-Version` header), so an incident can
 record exactly which guidance it followed. National content is resolved once at start-up; a
@@ -9,19 +9,27 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from html import escape
+from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
+import httpx
 import jwt
-from fastapi import APIRouter, Depends, Query, Request, Response
+import yaml
+from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, StringConstraints
+from starlette.staticfiles import StaticFiles
 
 from services.content.domain import Catalogue, LocalAddition, SearchIndex
 from services.content.store import LocalStore
-from shared.auth import Principal
+from shared.auth import Principal, TokenError, TokenVerifier
 from shared.http import Problem, RateLimit
 from shared.oidc import Identity, LoginState, OidcClient, OidcError, kriselogg_token
+from shared.policy import VIOLENCE_AND_THREATS
 
 log = logging.getLogger(__name__)
 
@@ -112,25 +120,6 @@ def build_router(
     return router
 
 
-def portal_router(catalogue: Catalogue) -> APIRouter:
-    router = APIRouter(tags=["portal"])
-
-    @router.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def start_page() -> str:
-        items = "".join(
-            f"<li>{escape(t.title)} ({len(t.subthemes)} deltemaer)</li>" for t in catalogue.themes
-        )
-        return (
-            "<!doctype html><html lang='nb'><head><meta charset='utf-8'>"
-            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-            "<title>kriselogg</title></head><body><main>"
-            "<h1>kriselogg</h1><p>Veiledning og hendelseslogg for ledere i krise.</p>"
-            f"<h2>Temaer</h2><ul>{items}</ul></main></body></html>"
-        )
-
-    return router
-
-
 LOGIN_COOKIE = "kriselogg_login"
 TOKEN_COOKIE = "kriselogg_token"  # noqa: S105 - a cookie name, not a secret
 LOGIN_AUDIENCE = "kriselogg-login"
@@ -194,7 +183,7 @@ def auth_router(
         code: Annotated[str | None, Query(max_length=2000)] = None,
         state: Annotated[str | None, Query(max_length=500)] = None,
         error: Annotated[str | None, Query(max_length=200)] = None,
-    ) -> JSONResponse:
+    ) -> Response:
         oidc_client = client()
         if error is not None:
             raise Problem(400, "Login refused", f"The identity provider answered: {error}.")
@@ -220,15 +209,20 @@ def auth_router(
                 403, "No role", "You are known, but have no role in kriselogg; ask your admin."
             )
         token = kriselogg_token(identity, key)
-        response = JSONResponse(
-            {
-                "token": token,
-                "person_id": identity.person_id,
-                "name": identity.name,
-                "org_id": identity.org_id,
-                "roles": sorted(identity.roles),
-            }
-        )
+        response: Response
+        if "text/html" in request.headers.get("accept", ""):
+            # A browser coming back from the provider goes on to the portal, logged in.
+            response = RedirectResponse("/", status_code=303)
+        else:
+            response = JSONResponse(
+                {
+                    "token": token,
+                    "person_id": identity.person_id,
+                    "name": identity.name,
+                    "org_id": identity.org_id,
+                    "roles": sorted(identity.roles),
+                }
+            )
         response.delete_cookie(LOGIN_COOKIE, path="/api/v1/auth")
         response.set_cookie(
             TOKEN_COOKIE, token, max_age=12 * 3600, httponly=True, secure=secure_cookies,
@@ -279,3 +273,752 @@ def auth_router(
         return response
 
     return router
+
+
+# --- the portal: the leader's web interface (issue 8) ---------------------------------------
+#
+# The portal: the leader's web interface, server-rendered in Norwegian bokmål (issue 8).
+#
+# The portal holds no data of its own. Every page reads and writes through the services' public
+# HTTP API with the logged-in person's own token, so every access rule of the API applies to the
+# portal too. The token lives in the HttpOnly cookie that the login routes set.
+#
+# Where the API is:
+# - `kriselogg up` (one process) sets `app.state.api_transport` to an in-process transport to the
+#   whole origin (`services.cli.connect_in_process`);
+# - `kriselogg serve content` reads `KRISELOGG_API_URL`: the base URL of the origin (the reverse
+#   proxy in front of the four services), e.g. `http://kriselogg-proxy:8080`.
+
+HERE = Path(__file__).parent
+TEMPLATES = HERE / "templates"
+STATIC = HERE / "static"
+API_URL_ENV = "KRISELOGG_API_URL"  # ContentSettings.api_url
+
+SEVERITIES = (("low", "Lav"), ("medium", "Middels"), ("high", "Høy"), ("critical", "Kritisk"))
+ROLE_TITLES = {
+    "nearest_leader": "Nærmeste leder",
+    "leader": "Leder",
+    "deputy": "Stedfortreder",
+    "safety_rep": "Verneombud",
+    "main_safety_rep": "Hovedverneombud",
+    "reporter": "Ansatt",
+    "hr": "HR",
+    "auditor": "Revisor",
+    "admin": "Administrator",
+}
+EVENT_TITLES = {
+    "IncidentReported": "Hendelsen meldt",
+    "MeasureLogged": "Tiltak logget",
+    "NoteAdded": "Notat",
+    "EntryCorrected": "Rettelse",
+    "RecipientAlerted": "Varsel sendt",
+    "AlertAcknowledged": "Varsel bekreftet",
+    "AlertEscalated": "Varsel eskalert",
+    "DeadlineSet": "Frist satt",
+    "DeadlineMet": "Frist oppfylt",
+    "PhaseChanged": "Fase endret",
+    "DocumentIssued": "Dokument utstedt",
+    "IncidentClosed": "Hendelsen avsluttet",
+}
+ALERT_STATUS = {
+    "pending": "Venter",
+    "sending": "Sendes",
+    "sent": "Sendt",
+    "delivered": "Levert",
+    "failed": "Feilet",
+    "acknowledged": "Bekreftet",
+    "escalated": "Eskalert",
+}
+STATUS_TITLES = {"done": "Utført", "started": "Påbegynt", "not_applicable": "Ikke aktuelt"}
+PHASE_TITLES = {
+    "forebyggende": "Forebyggende",
+    "akutt": "Akutt",
+    "oppfolging": "Oppfølging",
+    "avsluttet": "Avsluttet",
+}
+MEDIA = {
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "pdf": "application/pdf",
+}
+
+
+class LoginRequired(Exception):
+    """No valid login: the page answers with a redirect to /logg-inn."""
+
+
+class ApiFailure(Exception):
+    def __init__(self, status: int, title: str, detail: str, body: dict[str, Any]) -> None:
+        super().__init__(detail)
+        self.status, self.title, self.detail, self.body = status, title, detail, body
+
+
+def _problem(response: httpx.Response) -> ApiFailure:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    return ApiFailure(
+        response.status_code,
+        str(body.get("title") or "Feil"),
+        str(body.get("detail") or response.reason_phrase),
+        body,
+    )
+
+
+def _local_time(value: Any, zone: ZoneInfo) -> str:
+    if not value:
+        return ""
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    if moment.tzinfo is None:
+        return moment.strftime("%d.%m.%Y kl. %H:%M")
+    return moment.astimezone(zone).strftime("%d.%m.%Y kl. %H:%M")
+
+
+def build_environment(zone: ZoneInfo) -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(("html",)),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["tid"] = lambda value: _local_time(value, zone)
+    env.filters["rolle"] = lambda roles: ", ".join(ROLE_TITLES.get(r, r) for r in sorted(roles))
+    env.globals.update(
+        ROLE_TITLES=ROLE_TITLES,
+        EVENT_TITLES=EVENT_TITLES,
+        ALERT_STATUS=ALERT_STATUS,
+        STATUS_TITLES=STATUS_TITLES,
+        PHASE_TITLES=PHASE_TITLES,
+        SEVERITIES=dict(SEVERITIES),
+    )
+    return env
+
+
+class Api:
+    """The API as the logged-in person: their token on every call."""
+
+    def __init__(self, client: httpx.AsyncClient, token: str) -> None:
+        self.client = client
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    async def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = await self.client.request(method, path, headers=self.headers, **kwargs)
+        if response.status_code == 401:
+            raise LoginRequired
+        return response
+
+    async def json(self, path: str, **params: Any) -> Any:
+        response = await self.call("GET", path, params=params or None)
+        if response.status_code != 200:
+            raise _problem(response)
+        return response.json()
+
+    async def optional(self, path: str, **params: Any) -> Any:
+        """The answer, or None when the caller's role may not see it (403)."""
+        try:
+            return await self.json(path, **params)
+        except ApiFailure as exc:
+            if exc.status == 403:
+                return None
+            raise
+
+    async def post(self, path: str, body: dict[str, Any]) -> Any:
+        response = await self.call("POST", path, json=body)
+        if response.status_code not in (200, 201):
+            raise _problem(response)
+        return response.json()
+
+
+def _client(app: FastAPI) -> httpx.AsyncClient:
+    client: httpx.AsyncClient | None = getattr(app.state, "api_client", None)
+    if client is None:
+        transport = getattr(app.state, "api_transport", None)
+        if transport is not None:
+            client = httpx.AsyncClient(
+                transport=transport, base_url="http://kriselogg", timeout=120.0
+            )
+        else:
+            url = (getattr(app.state, "api_url", None) or "").strip()
+            if not url:
+                raise ApiFailure(
+                    503,
+                    "Portalen er ikke koblet til",
+                    f"Sett {API_URL_ENV} til adressen til kriselogg (f.eks. http://proxy:8080).",
+                    {},
+                )
+            client = httpx.AsyncClient(base_url=url.rstrip("/"), timeout=120.0)
+        app.state.api_client = client
+    return client
+
+
+async def close_client(app: FastAPI) -> None:
+    client: httpx.AsyncClient | None = getattr(app.state, "api_client", None)
+    if client is not None:
+        app.state.api_client = None
+        await client.aclose()
+
+
+def _now_local(zone: ZoneInfo) -> str:
+    return datetime.now(zone).strftime("%Y-%m-%dT%H:%M")
+
+
+def _aware(value: str, zone: ZoneInfo) -> str | None:
+    """A datetime-local value (wall clock in the organisation's zone) as RFC 3339."""
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    return moment.isoformat()
+
+
+def _themes_of(tree: dict[str, Any]) -> dict[str, str]:
+    return {s["id"]: s["title"] for t in tree.get("themes", []) for s in t.get("subthemes", [])}
+
+
+def _done_measures(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The latest uncorrected entry per measure id."""
+    done: dict[str, dict[str, Any]] = {}
+    for entry in state.get("measures", []):
+        if entry.get("corrections"):
+            continue
+        key = entry.get("measure_id") or entry.get("title")
+        if key:
+            done[str(key)] = entry
+    return done
+
+
+def portal_router(
+    app: FastAPI,
+    key: str,
+    *,
+    oidc_configured: bool,
+    secure_cookies: bool,
+    timezone: str,
+) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+    zone = ZoneInfo(timezone)
+    env = build_environment(zone)
+    verify = TokenVerifier(key)
+
+    def who(request: Request) -> tuple[Principal, Api]:
+        token = request.cookies.get(TOKEN_COOKIE, "")
+        if not token:
+            raise LoginRequired
+        try:
+            principal = verify(token)
+        except TokenError:
+            raise LoginRequired from None
+        return principal, Api(_client(app), token)
+
+    def render(
+        request: Request,
+        name: str,
+        status: int = 200,
+        me: Principal | None = None,
+        **context: Any,
+    ) -> HTMLResponse:
+        html = env.get_template(name).render(request=request, me=me, **context)
+        return HTMLResponse(html, status_code=status)
+
+    def error_page(request: Request, exc: ApiFailure, me: Principal | None = None) -> HTMLResponse:
+        status = exc.status if exc.status in (403, 404, 409, 422, 503) else 502
+        return render(request, "error.html", status=status, me=me, problem=exc)
+
+    def fragment(request: Request) -> bool:
+        return request.headers.get("hx-request") == "true"
+
+    def to_login() -> RedirectResponse:
+        response = RedirectResponse("/logg-inn", status_code=303)
+        response.delete_cookie(TOKEN_COOKIE, path="/")
+        return response
+
+    # ---------------------------------------------------------------- login
+
+    @router.get("/logg-inn", response_class=HTMLResponse)
+    async def login_page(request: Request) -> HTMLResponse:
+        # The demo people are this service's own state (set by `kriselogg up`), so the list is
+        # read here rather than through the rate-limited GET /api/v1/auth/dev.
+        people: list[dict[str, Any]] = list(getattr(app.state, "dev_people", None) or [])
+        warning = "Utviklingsinnlogging: bare for demoen, aldri i drift." if people else ""
+        return render(request, "login.html", oidc=oidc_configured, people=people, warning=warning)
+
+    @router.post("/logg-inn/utvikler")
+    async def dev_login(
+        request: Request, person_id: Annotated[str, Form(max_length=64)]
+    ) -> Response:
+        response = await _client(app).post("/api/v1/auth/dev", json={"person_id": person_id})
+        if response.status_code != 200:
+            return error_page(request, _problem(response))
+        token = response.json()["token"]
+        done = RedirectResponse("/", status_code=303)
+        done.set_cookie(
+            TOKEN_COOKIE, token, max_age=12 * 3600, httponly=True, secure=secure_cookies,
+            samesite="lax", path="/",
+        )  # fmt: skip
+        return done
+
+    @router.api_route("/logg-ut", methods=["GET", "POST"])
+    def logout() -> RedirectResponse:
+        return to_login()
+
+    # ---------------------------------------------------------------- guidance
+
+    @router.get("/", response_class=HTMLResponse)
+    async def start(request: Request) -> Response:
+        try:
+            me, api = who(request)
+            tree = await api.json("/api/v1/guidance/themes")
+            incidents = await api.optional("/api/v1/incidents", status="open")
+        except LoginRequired:
+            # The front door shows the login itself (200) instead of redirecting.
+            page = await login_page(request)
+            page.delete_cookie(TOKEN_COOKIE, path="/")
+            return page
+        except ApiFailure as exc:
+            return error_page(request, exc)
+        return render(request, "start.html", me=me, tree=tree, incidents=(incidents or [])[:5])
+
+    @router.get("/sok", response_class=HTMLResponse)
+    async def search(request: Request, q: Annotated[str, Query(max_length=200)] = "") -> Response:
+        try:
+            me, api = who(request)
+            results = await api.json("/api/v1/guidance/search", q=q) if q.strip() else None
+        except LoginRequired:
+            return to_login()
+        except ApiFailure as exc:
+            return error_page(request, exc)
+        return render(request, "search.html", me=me, q=q, results=results)
+
+    @router.get("/veiledning/{subtheme_id}", response_class=HTMLResponse)
+    async def guidance(request: Request, subtheme_id: str) -> Response:
+        try:
+            me, api = who(request)
+            sub = await api.json(f"/api/v1/guidance/subthemes/{quote(subtheme_id, safe='')}")
+        except LoginRequired:
+            return to_login()
+        except ApiFailure as exc:
+            return error_page(request, exc)
+        return render(request, "guidance.html", me=me, sub=sub)
+
+    @router.get("/ressurser/{article_id}", response_class=HTMLResponse)
+    async def resource(request: Request, article_id: str) -> Response:
+        try:
+            me, api = who(request)
+            article = await api.json(f"/api/v1/guidance/resources/{quote(article_id, safe='')}")
+        except LoginRequired:
+            return to_login()
+        except ApiFailure as exc:
+            return error_page(request, exc)
+        return render(request, "resource.html", me=me, article=article)
+
+    # ---------------------------------------------------------------- report
+
+    async def categories(api: Api) -> list[tuple[str, str]]:
+        titles = _themes_of(await api.json("/api/v1/guidance/themes"))
+        return [(c, titles.get(c, c)) for c in VIOLENCE_AND_THREATS]
+
+    def report_defaults(me: Principal) -> dict[str, Any]:
+        return {
+            "category": "vold-fysisk",
+            "occurred_at": _now_local(zone),
+            "unit_id": "u-nord" if me.org_id == "demo" else "",
+            "severity": "high",
+            "affected_me": me.has_any("reporter"),
+        }
+
+    @router.get("/meld", response_class=HTMLResponse)
+    async def report_form(request: Request) -> Response:
+        try:
+            me, api = who(request)
+            options = await categories(api)
+        except LoginRequired:
+            return to_login()
+        except ApiFailure as exc:
+            return error_page(request, exc)
+        return render(
+            request, "report.html", me=me, options=options, form=report_defaults(me), errors=[]
+        )
+
+    @router.post("/meld")
+    async def report(
+        request: Request,
+        title: Annotated[str, Form(max_length=200)] = "",
+        category: Annotated[str, Form(max_length=100)] = "",
+        place: Annotated[str, Form(max_length=200)] = "",
+        occurred_at: Annotated[str, Form(max_length=40)] = "",
+        unit_id: Annotated[str, Form(max_length=100)] = "",
+        affected_text: Annotated[str, Form(max_length=500)] = "",
+        affected_me: Annotated[bool, Form()] = False,
+        injury: Annotated[bool, Form()] = False,
+        police_contacted: Annotated[bool, Form()] = False,
+        severity: Annotated[str, Form(max_length=20)] = "high",
+        description: Annotated[str, Form(max_length=10_000)] = "",
+    ) -> Response:
+        form = {
+            "title": title, "category": category, "place": place, "occurred_at": occurred_at,
+            "unit_id": unit_id, "affected_text": affected_text, "affected_me": affected_me,
+            "injury": injury, "police_contacted": police_contacted, "severity": severity,
+            "description": description,
+        }  # fmt: skip
+        try:
+            me, api = who(request)
+            errors: list[str] = []
+            when = _aware(occurred_at, zone)
+            if not title.strip():
+                errors.append("Skriv kort hva som skjedde.")
+            if when is None:
+                errors.append("Oppgi når det skjedde.")
+            if not unit_id.strip():
+                errors.append("Oppgi enheten.")
+            body: dict[str, Any] = {
+                "category": category,
+                "title": title.strip(),
+                "occurred_at": when,
+                "unit_id": unit_id.strip(),
+                "severity": severity,
+                "affected": [me.person_id] if affected_me else [],
+                "facts": {"injury": injury, "police_contacted": police_contacted},
+            }
+            if place.strip():
+                body["place"] = place.strip()
+            if affected_text.strip():
+                body["facts"]["affected_description"] = affected_text.strip()
+            if description.strip():
+                body["description"] = description.strip()
+            if not errors:
+                try:
+                    written = await api.post("/api/v1/incidents", body)
+                except ApiFailure as exc:
+                    errors.append(exc.detail)
+                    errors.extend(
+                        f"{e.get('field', '')}: {e.get('message', '')}"
+                        for e in exc.body.get("errors", [])
+                    )
+                else:
+                    return RedirectResponse(f"/hendelser/{written['id']}", status_code=303)
+            options = await categories(api)
+        except LoginRequired:
+            return to_login()
+        except ApiFailure as exc:
+            return error_page(request, exc)
+        return render(
+            request, "report.html", status=422, me=me, options=options, form=form, errors=errors
+        )
+
+    # ---------------------------------------------------------------- incidents
+
+    @router.get("/hendelser", response_class=HTMLResponse)
+    async def incident_lists(request: Request) -> Response:
+        try:
+            me, api = who(request)
+            open_, closed, tree = await asyncio.gather(
+                api.json("/api/v1/incidents", status="open"),
+                api.json("/api/v1/incidents", status="closed"),
+                api.json("/api/v1/guidance/themes"),
+            )
+        except LoginRequired:
+            return to_login()
+        except ApiFailure as exc:
+            return error_page(request, exc)
+        return render(
+            request,
+            "incidents.html",
+            me=me,
+            open=open_,
+            closed=closed,
+            titles=_themes_of(tree),
+        )
+
+    async def alerts_of(api: Api, incident_id: str, state: dict[str, Any]) -> dict[str, Any]:
+        """Alerts with delivery status from notify, or (for a role that may not see them
+        there) the alerts recorded in the incident's own log."""
+        rows = await api.optional("/api/v1/alerts", incident_id=incident_id)
+        if rows is None:
+            recorded = [
+                {
+                    "id": a.get("alert_id"),
+                    "kind": "alert",
+                    "role": a.get("role"),
+                    "person_id": (a.get("recipient") or {}).get("id"),
+                    "person_name": (a.get("recipient") or {}).get("name"),
+                    "channel": a.get("channel"),
+                    "status": a.get("status"),
+                    "sent_at": a.get("alerted_at"),
+                    "acknowledged_at": a.get("acknowledged_at"),
+                }
+                for a in state.get("alerts", {}).values()
+            ]
+            return {"alerts": recorded, "live": False}
+        return {"alerts": [r for r in rows if r.get("kind") == "alert"], "live": True}
+
+    async def deadlines_of(api: Api, incident_id: str, state: dict[str, Any]) -> list[Any]:
+        rows = await api.optional(f"/api/v1/alerts/deadlines/{incident_id}")
+        if rows is not None:
+            return list(rows)
+        return sorted(state.get("deadlines", {}).values(), key=lambda d: str(d.get("due_at")))
+
+    async def checklist_context(api: Api, state: dict[str, Any]) -> dict[str, Any]:
+        category = str(state.get("category", ""))
+        try:
+            sub = await api.json(f"/api/v1/guidance/subthemes/{quote(category, safe='')}")
+        except ApiFailure:
+            sub = None
+        phases = [p for p in (sub or {}).get("phases", []) if p["id"] != "forebyggende"]
+        return {"sub": sub, "phases": phases, "done": _done_measures(state)}
+
+    async def incident_state(api: Api, incident_id: str) -> dict[str, Any]:
+        timeline = await api.json(f"/api/v1/incidents/{incident_id}/timeline")
+        state: dict[str, Any] = timeline["incident"]
+        state["events"] = timeline["events"]
+        return state
+
+    def replay_context(state: dict[str, Any], seq: int) -> dict[str, Any]:
+        return {"at": state, "seq": seq, "length": state.get("length", 0)}
+
+    @router.get("/hendelser/{incident_id}", response_class=HTMLResponse)
+    async def incident_page(request: Request, incident_id: str) -> Response:
+        try:
+            me, api = who(request)
+            state = await incident_state(api, incident_id)
+            checklist, alerts, deadlines, integrity = await asyncio.gather(
+                checklist_context(api, state),
+                alerts_of(api, incident_id, state),
+                deadlines_of(api, incident_id, state),
+                api.optional(f"/api/v1/incidents/{incident_id}/verify"),
+            )
+        except LoginRequired:
+            return to_login()
+        except ApiFailure as exc:
+            return error_page(request, exc, me=None)
+        return render(
+            request,
+            "incident.html",
+            me=me,
+            incident=state,
+            deadlines=deadlines,
+            integrity=integrity,
+            **alerts,
+            **checklist,
+            **replay_context(state, int(state.get("length", 0))),
+        )
+
+    @router.post("/hendelser/{incident_id}/tiltak")
+    async def log_measure(
+        request: Request,
+        incident_id: str,
+        measure_id: Annotated[str, Form(max_length=100)] = "",
+        title: Annotated[str, Form(max_length=200)] = "",
+        note: Annotated[str, Form(max_length=10_000)] = "",
+        performed_at: Annotated[str, Form(max_length=40)] = "",
+        status: Annotated[str, Form(max_length=20)] = "done",
+    ) -> Response:
+        try:
+            me, api = who(request)
+            body: dict[str, Any] = {"status": status}
+            if measure_id:
+                body["measure_id"] = measure_id
+            if title:
+                body["title"] = title
+            if note.strip():
+                body["note"] = note.strip()
+            when = _aware(performed_at, zone)
+            if when:
+                body["performed_at"] = when
+            error = ""
+            try:
+                await api.post(f"/api/v1/incidents/{incident_id}/measures", body)
+            except ApiFailure as exc:
+                error = exc.detail
+            if not fragment(request):
+                if error:
+                    return error_page(request, ApiFailure(409, "Ikke logget", error, {}), me)
+                return RedirectResponse(f"/hendelser/{incident_id}#tiltak", status_code=303)
+            state = await incident_state(api, incident_id)
+            checklist = await checklist_context(api, state)
+        except LoginRequired:
+            return to_login()
+        except ApiFailure as exc:
+            return error_page(request, exc)
+        return render(
+            request,
+            "fragments/measure_logged.html",
+            me=me,
+            incident=state,
+            error=error,
+            **checklist,
+            **replay_context(state, int(state.get("length", 0))),
+        )
+
+    @router.post("/hendelser/{incident_id}/notater")
+    async def add_note(
+        request: Request, incident_id: str, text: Annotated[str, Form(max_length=10_000)] = ""
+    ) -> Response:
+        return await write(request, incident_id, "notes", {"text": text.strip()}, "notater")
+
+    @router.post("/hendelser/{incident_id}/rettelser")
+    async def add_correction(
+        request: Request,
+        incident_id: str,
+        seq: Annotated[int, Form(ge=1)],
+        reason: Annotated[str, Form(max_length=10_000)] = "",
+        note: Annotated[str, Form(max_length=10_000)] = "",
+    ) -> Response:
+        body: dict[str, Any] = {"seq": seq, "reason": reason.strip()}
+        if note.strip():
+            body["note"] = note.strip()
+        return await write(request, incident_id, "corrections", body, "rettelser")
+
+    @router.post("/hendelser/{incident_id}/frister/{deadline_id}")
+    async def deadline_met(request: Request, incident_id: str, deadline_id: str) -> Response:
+        path = f"deadlines/{quote(deadline_id, safe='')}/met"
+        return await write(request, incident_id, path, {}, "frister")
+
+    async def write(
+        request: Request, incident_id: str, path: str, body: dict[str, Any], anchor: str
+    ) -> Response:
+        try:
+            _, api = who(request)
+            await api.post(f"/api/v1/incidents/{incident_id}/{path}", body)
+        except LoginRequired:
+            return to_login()
+        except ApiFailure as exc:
+            return error_page(request, exc)
+        return RedirectResponse(f"/hendelser/{incident_id}#{anchor}", status_code=303)
+
+    @router.get("/hendelser/{incident_id}/varsler", response_class=HTMLResponse)
+    async def alerts_fragment(request: Request, incident_id: str) -> Response:
+        try:
+            me, api = who(request)
+            rows = await api.optional("/api/v1/alerts", incident_id=incident_id)
+        except LoginRequired:
+            return to_login()
+        except ApiFailure as exc:
+            return error_page(request, exc)
+        alerts = [r for r in rows or [] if r.get("kind") == "alert"]
+        return render(
+            request,
+            "fragments/alerts.html",
+            me=me,
+            incident={"id": incident_id},
+            alerts=alerts,
+            live=rows is not None,
+        )
+
+    @router.post("/hendelser/{incident_id}/varsler/{alert_id}/bekreft")
+    async def acknowledge(request: Request, incident_id: str, alert_id: str) -> Response:
+        try:
+            _, api = who(request)
+            await api.post(f"/api/v1/alerts/{quote(alert_id, safe='')}/ack", {})
+        except LoginRequired:
+            return to_login()
+        except ApiFailure as exc:
+            return error_page(request, exc)
+        if fragment(request):
+            return await alerts_fragment(request, incident_id)
+        return RedirectResponse(f"/hendelser/{incident_id}#varsler", status_code=303)
+
+    @router.get("/hendelser/{incident_id}/tidslinje", response_class=HTMLResponse)
+    async def replay(
+        request: Request, incident_id: str, seq: Annotated[int, Query(ge=1)] = 1
+    ) -> Response:
+        try:
+            me, api = who(request)
+            timeline = await api.json(f"/api/v1/incidents/{incident_id}/timeline", until_seq=seq)
+        except LoginRequired:
+            return to_login()
+        except ApiFailure as exc:
+            return error_page(request, exc)
+        at: dict[str, Any] = timeline["incident"]
+        at["events"] = timeline["events"]
+        return render(
+            request,
+            "fragments/replay_view.html",
+            me=me,
+            incident={"id": incident_id},
+            at=at,
+            seq=seq,
+        )
+
+    @router.get("/hendelser/{incident_id}/logg.{fmt}")
+    async def download(request: Request, incident_id: str, fmt: str) -> Response:
+        if fmt not in MEDIA:
+            return render(
+                request,
+                "error.html",
+                status=404,
+                problem=ApiFailure(404, "Finnes ikke", "Velg Word (.docx) eller PDF.", {}),
+            )
+        try:
+            me, api = who(request)
+            response = await api.call("GET", f"/api/v1/documents/incidents/{incident_id}/log.{fmt}")
+        except LoginRequired:
+            return to_login()
+        if response.status_code != 200:
+            return error_page(request, _problem(response), me)
+        headers = {
+            k: v
+            for k, v in response.headers.items()
+            if k.lower() == "content-disposition" or k.lower().startswith("x-kriselogg-")
+        }
+        return Response(response.content, media_type=MEDIA[fmt], headers=headers)
+
+    # ---------------------------------------------------------------- directory admin
+
+    @router.get("/admin/katalog", response_class=HTMLResponse)
+    async def directory_page(request: Request) -> Response:
+        try:
+            me, _ = who(request)
+        except LoginRequired:
+            return to_login()
+        return render(request, "directory.html", me=me, result=None, problems=[], error="")
+
+    @router.post("/admin/katalog", response_class=HTMLResponse)
+    async def directory_upload(request: Request, file: UploadFile) -> Response:
+        try:
+            me, api = who(request)
+            raw = await file.read(1024 * 1024 + 1)
+            result, problems, error = None, [], ""
+            try:
+                body = yaml.safe_load(raw.decode("utf-8"))
+            except (UnicodeDecodeError, yaml.YAMLError) as exc:
+                error = f"Filen er ikke gyldig YAML: {exc}"
+            else:
+                response = await api.call("PUT", "/api/v1/directory", json=body)
+                if response.status_code == 200:
+                    result = response.json()
+                else:
+                    failure = _problem(response)
+                    error = f"{failure.title}: {failure.detail}"
+                    problems = [str(p) for p in failure.body.get("problems", [])]
+                    problems += [
+                        f"{e.get('field', '')}: {e.get('message', '')}"
+                        for e in failure.body.get("errors", [])
+                    ]
+        except LoginRequired:
+            return to_login()
+        status = 200 if result else 422
+        return render(
+            request,
+            "directory.html",
+            status=status,
+            me=me,
+            result=result,
+            problems=problems,
+            error=error,
+        )
+
+    return router
+
+
+def mount_static(app: FastAPI) -> None:
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")

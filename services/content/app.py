@@ -39,6 +39,7 @@ def create_app(settings: ContentSettings | None = None) -> FastAPI:
             yield
         finally:
             await http.aclose()
+            await api.close_client(app)
             local.close()
 
     async def store_ready() -> bool:
@@ -62,5 +63,18 @@ def create_app(settings: ContentSettings | None = None) -> FastAPI:
             dev_people=lambda: app.state.dev_people,
         )
     )
-    app.include_router(api.portal_router(catalogue))
+    # The portal calls the whole API as the logged-in person. `kriselogg up` sets this to an
+    # in-process transport to the one origin; `serve content` uses KRISELOGG_API_URL instead.
+    app.state.api_transport = None
+    app.state.api_url = settings.api_url
+    app.include_router(
+        api.portal_router(
+            app,
+            key,
+            oidc_configured=oidc is not None,
+            secure_cookies=settings.public_url.startswith("https://"),
+            timezone=settings.timezone,
+        )
+    )
+    api.mount_static(app)
     return app

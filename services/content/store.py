@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import functools
 import json
-import sqlite3
-import threading
 import uuid
 from datetime import UTC, datetime
 from importlib.resources import files
@@ -15,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from services.content.domain import Catalogue, load
+from shared.sqlite import SqliteStore
 
 
 def catalogue_files(root: Traversable | Path | None = None) -> dict[str, str]:
@@ -53,7 +52,7 @@ CREATE INDEX IF NOT EXISTS local_by_subtheme ON local_additions (org_id, subthem
 """
 
 
-class LocalStore:
+class LocalStore(SqliteStore):
     """Each organisation's own articles, aids and contacts, kept beside the national content.
 
     Every query takes the organisation as its first condition: one organisation's additions can
@@ -61,21 +60,7 @@ class LocalStore:
     """
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # One connection and a lock: additions are rare and small; reads are indexed lookups.
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(SCHEMA)
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    def ping(self) -> bool:
-        with self._lock:
-            self._db.execute("SELECT 1").fetchone()
-        return True
+        super().__init__(path, SCHEMA)
 
     def add(
         self, org_id: str, subtheme_id: str, kind: str, body: dict[str, Any], created_by: str

@@ -104,3 +104,23 @@ async def test_the_development_login_exists_only_in_the_demo(nats_url: str, tmp_
         assert (await stack.client.get("/api/v1/incidents", headers=headers)).status_code == 200
         unknown = await stack.client.post("/api/v1/auth/dev", json={"person_id": "p-admin"})
         assert unknown.status_code == 404
+
+
+async def test_a_browser_returning_from_the_provider_lands_in_the_portal(
+    nats_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clients = {DEFAULT_CLIENT_ID: Client(redirect_uris=(CALLBACK,))}
+    with run_provider(clients=clients) as idp:
+        for name, value in (("ISSUER", idp.issuer), ("CLIENT_ID", DEFAULT_CLIENT_ID),
+                            ("REDIRECT_URI", CALLBACK), ("ORG", "demo")):  # fmt: skip
+            monkeypatch.setenv(f"KRISELOGG_OIDC_{name}", value)
+        async with running_stack(nats_url, tmp_path) as stack:
+            start = await stack.client.get("/api/v1/auth/login")
+            async with httpx.AsyncClient() as browser:
+                back = await browser.get(start.headers["location"])
+            done = await stack.client.get(
+                back.headers["location"].removeprefix("http://kriselogg"),
+                headers={"Accept": "text/html,application/xhtml+xml"},
+            )
+            assert done.status_code == 303 and done.headers["location"] == "/"
+            assert "kriselogg_token" in done.cookies
