@@ -74,6 +74,7 @@ class Archive:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._changed = threading.Condition()
 
     def _dir(self, org_id: str, incident_id: str) -> Path:
         # Ids are validated by the API (UUIDs) and the bus contracts before they get here; the
@@ -90,7 +91,14 @@ class Archive:
         partial = path.with_suffix(path.suffix + ".partial")
         partial.write_bytes(content)
         partial.replace(path)  # atomic: a reader never sees half a file
+        with self._changed:
+            self._changed.notify_all()
         return path
+
+    def wait_for(self, org_id: str, incident_id: str, filename: str, timeout: float) -> bool:
+        """Block until the file is archived (for callers that must know, e.g. tests)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.has(org_id, incident_id, filename), timeout)
 
     def has(self, org_id: str, incident_id: str, filename: str) -> bool:
         return (self._dir(org_id, incident_id) / filename).is_file()

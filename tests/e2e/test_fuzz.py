@@ -28,7 +28,8 @@ hide what this test is for.
 from __future__ import annotations
 
 import itertools
-import time
+import socket
+import threading
 import traceback
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -88,6 +89,20 @@ class _Server:
     done: Future[None]  # of its serve()
 
 
+class _Listening(uvicorn.Server):
+    """Says when it is listening (or gave up), so the fixture waits on an event, not a clock."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.up = threading.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets=sockets)
+        finally:
+            self.up.set()
+
+
 def _serve(portal: BlockingPortal, app: Any) -> tuple[_Server, str]:
     """uvicorn on a port the system picks (no race for a free port), on the portal's loop."""
     config = uvicorn.Config(
@@ -99,14 +114,12 @@ def _serve(portal: BlockingPortal, app: Any) -> tuple[_Server, str]:
         access_log=False,
         log_config=None,
     )
-    server = uvicorn.Server(config)
+    server = _Listening(config)
     done = portal.start_task_soon(server.serve)
-    deadline = time.monotonic() + 10
-    while not server.started:
+    if not server.up.wait(10) or not server.started:
         if done.done():
             done.result()  # raises what stopped it
-        assert time.monotonic() < deadline, "uvicorn did not start within 10 s"
-        time.sleep(0.01)
+        raise AssertionError("uvicorn did not start within 10 s")
     port = server.servers[0].sockets[0].getsockname()[1]
     return _Server(server, done), f"http://127.0.0.1:{port}"
 
@@ -132,17 +145,13 @@ def _known_values(served: Served, stack: Stack) -> dict[str, list[str]]:
         )
         assert closed.status_code == 201, closed.text
         # The final Word form is archived from the bus; wait for it (no PDF: see the fixture).
-        deadline = time.monotonic() + 20
-        files: list[dict[str, Any]] = []
-        while not files:
-            listed = client.get(
-                f"{urls['documents']}/api/v1/documents/incidents/{closed_id}",
-                headers=stack.auth(),
-            )
-            if listed.status_code == 200:
-                files = listed.json()["files"]
-            assert time.monotonic() < deadline, f"no final log form archived: {listed.text}"
-            time.sleep(0.05)
+        archive = stack.apps["documents"].state.archive
+        final = f"loggskjema-endelig-{closed.json()['seq']}.docx"
+        assert archive.wait_for("demo", closed_id, final, 20), "no final log form archived"
+        listed = client.get(
+            f"{urls['documents']}/api/v1/documents/incidents/{closed_id}", headers=stack.auth()
+        )
+        files: list[dict[str, Any]] = listed.json()["files"]
         alerts = client.get(f"{urls['notify']}/api/v1/alerts", headers=stack.auth()).json()
         deadlines = client.get(
             f"{urls['notify']}/api/v1/alerts/deadlines/{open_id}", headers=stack.auth()
