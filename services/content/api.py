@@ -28,6 +28,8 @@ from services.content.domain import Catalogue, LocalAddition, SearchIndex
 from services.content.store import LocalStore
 from shared.auth import Principal, TokenError, TokenVerifier
 from shared.http import Problem, RateLimit
+from shared.labels import MEASURE_STATUS_TITLES as STATUS_TITLES
+from shared.labels import PHASE_TITLES, ROLE_TITLES, SEVERITY_TITLES
 from shared.oidc import Identity, LoginState, OidcClient, OidcError, kriselogg_token
 from shared.policy import VIOLENCE_AND_THREATS
 
@@ -294,18 +296,7 @@ TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
 API_URL_ENV = "KRISELOGG_API_URL"  # ContentSettings.api_url
 
-SEVERITIES = (("low", "Lav"), ("medium", "Middels"), ("high", "Høy"), ("critical", "Kritisk"))
-ROLE_TITLES = {
-    "nearest_leader": "Nærmeste leder",
-    "leader": "Leder",
-    "deputy": "Stedfortreder",
-    "safety_rep": "Verneombud",
-    "main_safety_rep": "Hovedverneombud",
-    "reporter": "Ansatt",
-    "hr": "HR",
-    "auditor": "Revisor",
-    "admin": "Administrator",
-}
+SEVERITIES = tuple(SEVERITY_TITLES.items())
 EVENT_TITLES = {
     "IncidentReported": "Hendelsen meldt",
     "MeasureLogged": "Tiltak logget",
@@ -328,13 +319,6 @@ ALERT_STATUS = {
     "failed": "Feilet",
     "acknowledged": "Bekreftet",
     "escalated": "Eskalert",
-}
-STATUS_TITLES = {"done": "Utført", "started": "Påbegynt", "not_applicable": "Ikke aktuelt"}
-PHASE_TITLES = {
-    "forebyggende": "Forebyggende",
-    "akutt": "Akutt",
-    "oppfolging": "Oppfølging",
-    "avsluttet": "Avsluttet",
 }
 MEDIA = {
     "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",

@@ -19,46 +19,22 @@ from zoneinfo import ZoneInfo
 
 from docxtpl import DocxTemplate
 
+from shared.labels import (
+    CHANNEL_TITLES,
+    DEADLINE_KIND_TITLES,
+    INCIDENT_STATUS_TITLES,
+    PHASE_TITLES,
+    ROLE_TITLES,
+    SEVERITY_TITLES,
+)
+from shared.labels import MEASURE_STATUS_TITLES as STATUS_TITLES
+
 TEMPLATE_PATH = Path(__file__).with_name("loggskjema.docx")
 """The committed template; reading it is the caller's business (this module does no I/O)."""
 
 TIME_FORMAT = "%d.%m.%Y %H:%M"  # 25.11.2026 19:05, as Norwegians write it by hand
 MISSING = "ikke oppgitt"
 
-STATUS_TITLES: dict[str, str] = {
-    "done": "Utført",
-    "started": "Påbegynt",
-    "not_applicable": "Ikke aktuelt",
-}
-INCIDENT_STATUS_TITLES: dict[str, str] = {"open": "Åpen", "closed": "Avsluttet"}
-PHASE_TITLES: dict[str, str] = {
-    "forebyggende": "Forebyggende",
-    "akutt": "Akutt",
-    "oppfolging": "Oppfølging",
-    "avsluttet": "Avsluttet",
-}
-ROLE_TITLES: dict[str, str] = {
-    "nearest_leader": "Nærmeste leder",
-    "deputy": "Stedfortreder",
-    "leader": "Leder",
-    "safety_rep": "Verneombud",
-    "main_safety_rep": "Hovedverneombud",
-    "hr": "Personalavdelingen (HR)",
-}
-CHANNEL_TITLES: dict[str, str] = {
-    "email": "E-post",
-    "sms": "SMS",
-    "webhook": "Webhook",
-    # Recorded and shown in kriselogg, not sent anywhere: the reader must not think it was.
-    "log": "Kun i kriselogg (ikke sendt)",
-}
-SEVERITY_TITLES: dict[str, str] = {
-    "low": "Lav",
-    "medium": "Middels",
-    "high": "Høy",
-    "critical": "Kritisk",
-}
-DEADLINE_KIND_TITLES: dict[str, str] = {"law": "Lov", "routine": "Virksomhetens rutine"}
 FACT_TITLES: dict[str, str] = {
     "injury": "Skade",
     "serious_injury": "Alvorlig skade",

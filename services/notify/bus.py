@@ -49,6 +49,7 @@ from services.notify.store import (
     now,
 )
 from shared import bus
+from shared.labels import SEVERITY_TITLES
 from shared.schemas import Actor, AlertFactV1, DeadlineFactV1, IncidentEventV1
 from shared.settings import Settings
 
@@ -59,6 +60,7 @@ CLOSED_DURABLE = "notify-incident-closed"
 # Ids derive from what they are about, so a redelivered report finds its own alerts.
 ALERT_NAMESPACE = uuid.UUID("5b0f7a52-3c1e-4c2a-9a57-0b6f1f1f6c11")
 
+# The role as it reads inside a sentence of the e-mail ("... som nærmeste leder").
 ROLE_TITLES = {
     "nearest_leader": "nærmeste leder",
     "deputy": "stedfortreder for leder",
@@ -67,7 +69,6 @@ ROLE_TITLES = {
     "main_safety_rep": "hovedverneombud",
     "hr": "HR",
 }
-SEVERITY_TITLES = {"low": "lav", "medium": "middels", "high": "høy", "critical": "kritisk"}
 WEEKDAYS = ("mandag", "tirsdag", "onsdag", "torsdag", "fredag", "lørdag", "søndag")
 MONTHS = (
     "januar", "februar", "mars", "april", "mai", "juni", "juli", "august", "september",
@@ -173,7 +174,7 @@ class Channels:
             f"{ROLE_TITLES.get(alert.role, alert.role)}.",
             "",
             f"Hva: {s['title']}",
-            f"Alvorlighet: {SEVERITY_TITLES.get(s.get('severity', ''), s.get('severity', ''))}",
+            f"Alvorlighet: {SEVERITY_TITLES.get(s.get('severity', ''), '').lower()}",
             f"Hvor: {s.get('place') or 'ikke oppgitt'} ({s.get('unit_name') or ''})",
             f"Når: {local_time(s['occurred_at'], self.zone)}",
             f"Meldt av: {s['reported_by']}, {local_time(s['reported_at'], self.zone)}",
