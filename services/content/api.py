@@ -862,6 +862,13 @@ def portal_router(
             body["note"] = note.strip()
         return await write(request, incident_id, "corrections", body, "rettelser")
 
+    @router.post("/hendelser/{incident_id}/avslutt")
+    async def close_incident(
+        request: Request, incident_id: str, summary: Annotated[str, Form(max_length=10_000)] = ""
+    ) -> Response:
+        """Close with a summary; documents then archives the final Word and PDF."""
+        return await write(request, incident_id, "close", {"summary": summary.strip()}, "avslutt")
+
     @router.post("/hendelser/{incident_id}/frister/{deadline_id}")
     async def deadline_met(request: Request, incident_id: str, deadline_id: str) -> Response:
         path = f"deadlines/{quote(deadline_id, safe='')}/met"

@@ -1,0 +1,35 @@
+"""Portal forms over HTTP (no browser): what a leader does after the acute phase."""
+
+from __future__ import annotations
+
+from tests.support import Stack
+
+
+async def test_a_leader_closes_an_incident_from_the_portal(stack: Stack) -> None:
+    incident_id = (await stack.report())["id"]
+    await stack.settle(incident_id)
+    cookies = {"Cookie": f"kriselogg_token={stack.tokens['leader']}"}
+    page = await stack.client.get(f"/hendelser/{incident_id}", headers=cookies)
+    assert page.status_code == 200 and 'data-testid="close-incident"' in page.text
+
+    closed = await stack.client.post(
+        f"/hendelser/{incident_id}/avslutt",
+        data={"summary": "Fulgt opp med samtaler; saken er anmeldt."},
+        headers=cookies,
+    )
+    assert closed.status_code == 303
+    state = (await stack.timeline(incident_id))["incident"]
+    assert state["status"] == "closed"
+    assert state["summary"] == "Fulgt opp med samtaler; saken er anmeldt."
+    page = await stack.client.get(f"/hendelser/{incident_id}", headers=cookies)
+    assert 'data-testid="close-incident"' not in page.text  # closed: no second close
+
+    # Only a leader is offered it, and the API refuses anyone else anyway.
+    reporter = {"Cookie": f"kriselogg_token={stack.tokens['reporter']}"}
+    other = (await stack.report())["id"]
+    own_page = await stack.client.get(f"/hendelser/{other}", headers=reporter)
+    assert 'data-testid="close-incident"' not in own_page.text
+    refused = await stack.client.post(
+        f"/hendelser/{other}/avslutt", data={"summary": "Nei"}, headers=reporter
+    )
+    assert refused.status_code == 403
