@@ -526,6 +526,17 @@ def portal_router(
         response.delete_cookie(TOKEN_COOKIE, path="/")
         return response
 
+    # Every page: no valid login → the login page; an API refusal → a page that explains it.
+    async def on_login_required(_: Request, __: Exception) -> Response:
+        return to_login()
+
+    async def on_api_failure(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiFailure)
+        return error_page(request, exc)
+
+    app.add_exception_handler(LoginRequired, on_login_required)
+    app.add_exception_handler(ApiFailure, on_api_failure)
+
     # ---------------------------------------------------------------- login
 
     @router.get("/logg-inn", response_class=HTMLResponse)
@@ -574,35 +585,20 @@ def portal_router(
 
     @router.get("/sok", response_class=HTMLResponse)
     async def search(request: Request, q: Annotated[str, Query(max_length=200)] = "") -> Response:
-        try:
-            me, api = who(request)
-            results = await api.json("/api/v1/guidance/search", q=q) if q.strip() else None
-        except LoginRequired:
-            return to_login()
-        except ApiFailure as exc:
-            return error_page(request, exc)
+        me, api = who(request)
+        results = await api.json("/api/v1/guidance/search", q=q) if q.strip() else None
         return render(request, "search.html", me=me, q=q, results=results)
 
     @router.get("/veiledning/{subtheme_id}", response_class=HTMLResponse)
     async def guidance(request: Request, subtheme_id: str) -> Response:
-        try:
-            me, api = who(request)
-            sub = await api.json(f"/api/v1/guidance/subthemes/{quote(subtheme_id, safe='')}")
-        except LoginRequired:
-            return to_login()
-        except ApiFailure as exc:
-            return error_page(request, exc)
+        me, api = who(request)
+        sub = await api.json(f"/api/v1/guidance/subthemes/{quote(subtheme_id, safe='')}")
         return render(request, "guidance.html", me=me, sub=sub)
 
     @router.get("/ressurser/{article_id}", response_class=HTMLResponse)
     async def resource(request: Request, article_id: str) -> Response:
-        try:
-            me, api = who(request)
-            article = await api.json(f"/api/v1/guidance/resources/{quote(article_id, safe='')}")
-        except LoginRequired:
-            return to_login()
-        except ApiFailure as exc:
-            return error_page(request, exc)
+        me, api = who(request)
+        article = await api.json(f"/api/v1/guidance/resources/{quote(article_id, safe='')}")
         return render(request, "resource.html", me=me, article=article)
 
     # ---------------------------------------------------------------- report
@@ -622,13 +618,8 @@ def portal_router(
 
     @router.get("/meld", response_class=HTMLResponse)
     async def report_form(request: Request) -> Response:
-        try:
-            me, api = who(request)
-            options = await categories(api)
-        except LoginRequired:
-            return to_login()
-        except ApiFailure as exc:
-            return error_page(request, exc)
+        me, api = who(request)
+        options = await categories(api)
         return render(
             request, "report.html", me=me, options=options, form=report_defaults(me), errors=[]
         )
@@ -654,47 +645,42 @@ def portal_router(
             "injury": injury, "police_contacted": police_contacted, "severity": severity,
             "description": description,
         }  # fmt: skip
-        try:
-            me, api = who(request)
-            errors: list[str] = []
-            when = _aware(occurred_at, zone)
-            if not title.strip():
-                errors.append("Skriv kort hva som skjedde.")
-            if when is None:
-                errors.append("Oppgi når det skjedde.")
-            if not unit_id.strip():
-                errors.append("Oppgi enheten.")
-            body: dict[str, Any] = {
-                "category": category,
-                "title": title.strip(),
-                "occurred_at": when,
-                "unit_id": unit_id.strip(),
-                "severity": severity,
-                "affected": [me.person_id] if affected_me else [],
-                "facts": {"injury": injury, "police_contacted": police_contacted},
-            }
-            if place.strip():
-                body["place"] = place.strip()
-            if affected_text.strip():
-                body["facts"]["affected_description"] = affected_text.strip()
-            if description.strip():
-                body["description"] = description.strip()
-            if not errors:
-                try:
-                    written = await api.post("/api/v1/incidents", body)
-                except ApiFailure as exc:
-                    errors.append(exc.detail)
-                    errors.extend(
-                        f"{e.get('field', '')}: {e.get('message', '')}"
-                        for e in exc.body.get("errors", [])
-                    )
-                else:
-                    return RedirectResponse(f"/hendelser/{written['id']}", status_code=303)
-            options = await categories(api)
-        except LoginRequired:
-            return to_login()
-        except ApiFailure as exc:
-            return error_page(request, exc)
+        me, api = who(request)
+        errors: list[str] = []
+        when = _aware(occurred_at, zone)
+        if not title.strip():
+            errors.append("Skriv kort hva som skjedde.")
+        if when is None:
+            errors.append("Oppgi når det skjedde.")
+        if not unit_id.strip():
+            errors.append("Oppgi enheten.")
+        body: dict[str, Any] = {
+            "category": category,
+            "title": title.strip(),
+            "occurred_at": when,
+            "unit_id": unit_id.strip(),
+            "severity": severity,
+            "affected": [me.person_id] if affected_me else [],
+            "facts": {"injury": injury, "police_contacted": police_contacted},
+        }
+        if place.strip():
+            body["place"] = place.strip()
+        if affected_text.strip():
+            body["facts"]["affected_description"] = affected_text.strip()
+        if description.strip():
+            body["description"] = description.strip()
+        if not errors:
+            try:
+                written = await api.post("/api/v1/incidents", body)
+            except ApiFailure as exc:
+                errors.append(exc.detail)
+                errors.extend(
+                    f"{e.get('field', '')}: {e.get('message', '')}"
+                    for e in exc.body.get("errors", [])
+                )
+            else:
+                return RedirectResponse(f"/hendelser/{written['id']}", status_code=303)
+        options = await categories(api)
         return render(
             request, "report.html", status=422, me=me, options=options, form=form, errors=errors
         )
@@ -703,17 +689,12 @@ def portal_router(
 
     @router.get("/hendelser", response_class=HTMLResponse)
     async def incident_lists(request: Request) -> Response:
-        try:
-            me, api = who(request)
-            open_, closed, tree = await asyncio.gather(
-                api.json("/api/v1/incidents", status="open"),
-                api.json("/api/v1/incidents", status="closed"),
-                api.json("/api/v1/guidance/themes"),
-            )
-        except LoginRequired:
-            return to_login()
-        except ApiFailure as exc:
-            return error_page(request, exc)
+        me, api = who(request)
+        open_, closed, tree = await asyncio.gather(
+            api.json("/api/v1/incidents", status="open"),
+            api.json("/api/v1/incidents", status="closed"),
+            api.json("/api/v1/guidance/themes"),
+        )
         return render(
             request,
             "incidents.html",
@@ -806,33 +787,28 @@ def portal_router(
         performed_at: Annotated[str, Form(max_length=40)] = "",
         status: Annotated[str, Form(max_length=20)] = "done",
     ) -> Response:
+        me, api = who(request)
+        body: dict[str, Any] = {"status": status}
+        if measure_id:
+            body["measure_id"] = measure_id
+        if title:
+            body["title"] = title
+        if note.strip():
+            body["note"] = note.strip()
+        when = _aware(performed_at, zone)
+        if when:
+            body["performed_at"] = when
+        error = ""
         try:
-            me, api = who(request)
-            body: dict[str, Any] = {"status": status}
-            if measure_id:
-                body["measure_id"] = measure_id
-            if title:
-                body["title"] = title
-            if note.strip():
-                body["note"] = note.strip()
-            when = _aware(performed_at, zone)
-            if when:
-                body["performed_at"] = when
-            error = ""
-            try:
-                await api.post(f"/api/v1/incidents/{incident_id}/measures", body)
-            except ApiFailure as exc:
-                error = exc.detail
-            if not fragment(request):
-                if error:
-                    return error_page(request, ApiFailure(409, "Ikke logget", error, {}), me)
-                return RedirectResponse(f"/hendelser/{incident_id}#tiltak", status_code=303)
-            state = await incident_state(api, incident_id)
-            checklist = await checklist_context(api, state)
-        except LoginRequired:
-            return to_login()
+            await api.post(f"/api/v1/incidents/{incident_id}/measures", body)
         except ApiFailure as exc:
-            return error_page(request, exc)
+            error = exc.detail
+        if not fragment(request):
+            if error:
+                return error_page(request, ApiFailure(409, "Ikke logget", error, {}), me)
+            return RedirectResponse(f"/hendelser/{incident_id}#tiltak", status_code=303)
+        state = await incident_state(api, incident_id)
+        checklist = await checklist_context(api, state)
         return render(
             request,
             "fragments/measure_logged.html",
@@ -877,24 +853,14 @@ def portal_router(
     async def write(
         request: Request, incident_id: str, path: str, body: dict[str, Any], anchor: str
     ) -> Response:
-        try:
-            _, api = who(request)
-            await api.post(f"/api/v1/incidents/{incident_id}/{path}", body)
-        except LoginRequired:
-            return to_login()
-        except ApiFailure as exc:
-            return error_page(request, exc)
+        _, api = who(request)
+        await api.post(f"/api/v1/incidents/{incident_id}/{path}", body)
         return RedirectResponse(f"/hendelser/{incident_id}#{anchor}", status_code=303)
 
     @router.get("/hendelser/{incident_id}/varsler", response_class=HTMLResponse)
     async def alerts_fragment(request: Request, incident_id: str) -> Response:
-        try:
-            me, api = who(request)
-            rows = await api.optional("/api/v1/alerts", incident_id=incident_id)
-        except LoginRequired:
-            return to_login()
-        except ApiFailure as exc:
-            return error_page(request, exc)
+        me, api = who(request)
+        rows = await api.optional("/api/v1/alerts", incident_id=incident_id)
         alerts = [r for r in rows or [] if r.get("kind") == "alert"]
         return render(
             request,
@@ -907,13 +873,8 @@ def portal_router(
 
     @router.post("/hendelser/{incident_id}/varsler/{alert_id}/bekreft")
     async def acknowledge(request: Request, incident_id: str, alert_id: str) -> Response:
-        try:
-            _, api = who(request)
-            await api.post(f"/api/v1/alerts/{quote(alert_id, safe='')}/ack", {})
-        except LoginRequired:
-            return to_login()
-        except ApiFailure as exc:
-            return error_page(request, exc)
+        _, api = who(request)
+        await api.post(f"/api/v1/alerts/{quote(alert_id, safe='')}/ack", {})
         if fragment(request):
             return await alerts_fragment(request, incident_id)
         return RedirectResponse(f"/hendelser/{incident_id}#varsler", status_code=303)
@@ -922,13 +883,8 @@ def portal_router(
     async def replay(
         request: Request, incident_id: str, seq: Annotated[int, Query(ge=1)] = 1
     ) -> Response:
-        try:
-            me, api = who(request)
-            timeline = await api.json(f"/api/v1/incidents/{incident_id}/timeline", until_seq=seq)
-        except LoginRequired:
-            return to_login()
-        except ApiFailure as exc:
-            return error_page(request, exc)
+        me, api = who(request)
+        timeline = await api.json(f"/api/v1/incidents/{incident_id}/timeline", until_seq=seq)
         at: dict[str, Any] = timeline["incident"]
         at["events"] = timeline["events"]
         return render(

@@ -33,3 +33,17 @@ async def test_a_leader_closes_an_incident_from_the_portal(stack: Stack) -> None
         f"/hendelser/{other}/avslutt", data={"summary": "Nei"}, headers=reporter
     )
     assert refused.status_code == 403
+
+
+async def test_pages_send_a_stranger_to_the_login_and_explain_a_refusal(stack: Stack) -> None:
+    for path in ("/hendelser", "/meld", "/veiledning/vold-fysisk"):
+        response = await stack.client.get(path)
+        assert response.status_code == 303 and response.headers["location"] == "/logg-inn", path
+    forged = {"Cookie": "kriselogg_token=not-a-token"}
+    assert (await stack.client.get("/hendelser", headers=forged)).status_code == 303
+
+    incident_id = (await stack.report())["id"]
+    colleague = {"Cookie": f"kriselogg_token={stack.tokens['other_org']}"}
+    page = await stack.client.get(f"/hendelser/{incident_id}", headers=colleague)
+    assert page.status_code == 404  # another organisation: not found, like a missing one
+    assert "Slått" not in page.text and "text/html" in page.headers["content-type"]
