@@ -32,6 +32,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse,
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
+from tests.support import ListeningServer
+
 Fault = Literal[
     "expired", "wrong_audience", "wrong_issuer", "wrong_nonce", "foreign_key", "forged_signature"
 ]
@@ -266,20 +268,6 @@ class ProviderHandle:
         return self.provider.issuer
 
 
-class _Server(uvicorn.Server):
-    """Says when it is listening (or gave up), so the tests wait on an event, not a clock."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.up = threading.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        try:
-            await super().startup(sockets=sockets)
-        finally:
-            self.up.set()
-
-
 @contextmanager
 def run_provider(
     users: dict[str, dict[str, Any]] | None = None,
@@ -301,7 +289,7 @@ def run_provider(
     config = uvicorn.Config(
         build_app(provider), log_level="warning", lifespan="off", access_log=False
     )
-    server = _Server(config)
+    server = ListeningServer(config)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="oidc-provider", daemon=True
     )

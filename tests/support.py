@@ -7,6 +7,7 @@ import contextlib
 import email
 import email.policy
 import json
+import socket
 import threading
 import uuid
 from collections import defaultdict
@@ -18,6 +19,7 @@ from typing import Any
 
 import httpx
 import nats
+import uvicorn
 from fastapi import FastAPI
 from nats.aio.msg import Msg
 
@@ -311,3 +313,18 @@ class HttpSink:
                     raise AssertionError(f"{len(self.requests)} of {count} requests arrived")
 
         await asyncio.to_thread(wait)
+
+
+class ListeningServer(uvicorn.Server):
+    """A uvicorn server in a test's background thread that says when it listens (or gave up),
+    so the test waits on an event, not a clock."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.up = threading.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets=sockets)
+        finally:
+            self.up.set()

@@ -86,3 +86,17 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGINT, timeout: float
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         raise
+
+
+def start_up(tmp_path: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """`kriselogg up` with the demo on a free port, as a user starts it: (process, URL, log)."""
+    from shared.infra import free_port
+
+    port = free_port()
+    log = tmp_path / "up.log"
+    proc = start(
+        ["up", "--data", str(tmp_path / "data"), "--port", str(port)],
+        {"KRISELOGG_NATS_URL": ""},
+        log,
+    )
+    return proc, f"http://127.0.0.1:{port}", log

@@ -28,8 +28,6 @@ hide what this test is for.
 from __future__ import annotations
 
 import itertools
-import socket
-import threading
 import traceback
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -55,7 +53,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.support import REPORT, Stack, running_stack
+from tests.support import REPORT, ListeningServer, Stack, running_stack
 
 SERVICES = ("content", "incidents", "documents", "notify")
 IDENTITIES = ("leader", "admin", "reporter", "other_org")  # every demo token; leader first
@@ -89,20 +87,6 @@ class _Server:
     done: Future[None]  # of its serve()
 
 
-class _Listening(uvicorn.Server):
-    """Says when it is listening (or gave up), so the fixture waits on an event, not a clock."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.up = threading.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        try:
-            await super().startup(sockets=sockets)
-        finally:
-            self.up.set()
-
-
 def _serve(portal: BlockingPortal, app: Any) -> tuple[_Server, str]:
     """uvicorn on a port the system picks (no race for a free port), on the portal's loop."""
     config = uvicorn.Config(
@@ -114,7 +98,7 @@ def _serve(portal: BlockingPortal, app: Any) -> tuple[_Server, str]:
         access_log=False,
         log_config=None,
     )
-    server = _Listening(config)
+    server = ListeningServer(config)
     done = portal.start_task_soon(server.serve)
     if not server.up.wait(10) or not server.started:
         if done.done():

@@ -31,8 +31,7 @@ from playwright.async_api import (
     expect,
 )
 
-from shared.infra import free_port
-from tests.e2e.processes import start, stop, wait_until_ready
+from tests.e2e.processes import start_up, stop, wait_until_ready
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -66,14 +65,7 @@ def chromium() -> Path:
 @pytest.fixture
 def kriselogg(tmp_path: Path) -> Iterator[str]:
     """`kriselogg up` in its own process, with the demo organisation; yields its base URL."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = tmp_path / "up.log"
-    proc = start(
-        ["up", "--data", str(tmp_path / "data"), "--port", str(port)],
-        {"KRISELOGG_NATS_URL": ""},
-        log,
-    )
+    proc, base, log = start_up(tmp_path)
     try:
         wait_until_ready([proc], [f"{base}/readyz"], deadline_s=30)
         yield base

@@ -8,21 +8,13 @@ from pathlib import Path
 import httpx
 import psutil
 
-from shared.infra import free_port
-from tests.e2e.processes import start, stop, wait_until_ready
+from tests.e2e.processes import start_up, stop, wait_until_ready
 
 SERVICES = ("content", "incidents", "documents", "notify")
 
 
 def test_up_serves_every_service_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> None:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = tmp_path / "up.log"
-    proc = start(
-        ["up", "--data", str(tmp_path / "data"), "--port", str(port)],
-        {"KRISELOGG_NATS_URL": ""},
-        log,
-    )
+    proc, base, log = start_up(tmp_path)
     try:
         probes = [f"{base}/{kind}/{name}" for name in SERVICES for kind in ("healthz", "readyz")]
         took = wait_until_ready([proc], probes, deadline_s=20)
