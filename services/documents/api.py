@@ -24,6 +24,12 @@ from shared.http import Problem
 from shared.schemas import Actor
 
 
+def file_response(description: str) -> dict[str, Any]:
+    """OpenAPI for an answer that is a Word or PDF file."""
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    return {"description": description, "content": {t: binary for t in MEDIA_TYPES.values()}}
+
+
 def not_found(incident_id: UUID) -> Problem:
     return Problem(404, "Incident not found", f"No incident {incident_id} in your organisation.")
 
@@ -36,17 +42,24 @@ def build_router(
     router = APIRouter(prefix="/api/v1/documents", tags=["documents"])
     Caller = Annotated[Principal, Depends(caller)]
 
+    def connected(request: Request) -> tuple[LogForms, str]:
+        """The issuer, and the caller's own token to read incidents with (its rules apply)."""
+        issuer = forms()
+        if issuer is None:
+            raise Problem(
+                503,
+                "Incidents not connected",
+                "The documents service does not know where incidents is: set "
+                "KRISELOGG_INCIDENTS_URL.",
+            )
+        token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        return issuer, token
+
     @router.get(
         "/incidents/{incident_id}/log.{fmt}",
         response_class=Response,
         responses={
-            200: {
-                "description": "The log form",
-                "content": {
-                    t: {"schema": {"type": "string", "format": "binary"}}
-                    for t in MEDIA_TYPES.values()
-                },
-            },
+            200: file_response("The log form"),
             409: {"description": "The chain does not verify; no document is issued"},
             503: {"description": "No PDF converter, or incidents unreachable"},
         },
@@ -63,15 +76,7 @@ def build_router(
         """The log form, verified before rendering, and recorded as DocumentIssued."""
         if as_of is not None and as_of.tzinfo is None:
             raise Problem(422, "Invalid as_of", "Give as_of with a time zone, e.g. ...Z.")
-        issuer = forms()
-        if issuer is None:
-            raise Problem(
-                503,
-                "Incidents not connected",
-                "The documents service does not know where incidents is: set "
-                "KRISELOGG_INCIDENTS_URL.",
-            )
-        token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        issuer, token = connected(request)
         try:
             issued = await issuer.issue(
                 org_id=who.org_id,
@@ -111,10 +116,7 @@ def build_router(
         )
 
     async def may_read(incident_id: UUID, request: Request) -> None:
-        issuer = forms()
-        if issuer is None:
-            raise Problem(503, "Incidents not connected", "Set KRISELOGG_INCIDENTS_URL.")
-        token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        issuer, token = connected(request)
         try:
             await issuer.source.check_read(str(incident_id), token)
         except NotFound:
@@ -136,15 +138,7 @@ def build_router(
     @router.get(
         "/incidents/{incident_id}/archive/{filename}",
         response_class=Response,
-        responses={
-            200: {
-                "description": "The archived file",
-                "content": {
-                    t: {"schema": {"type": "string", "format": "binary"}}
-                    for t in MEDIA_TYPES.values()
-                },
-            }
-        },
+        responses={200: file_response("The archived file")},
     )
     async def archived_file(
         incident_id: UUID, filename: str, who: Caller, request: Request
