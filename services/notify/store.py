@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -348,8 +348,8 @@ class NotifyStore(SqliteStore):
         self,
         at: datetime,
         window: timedelta,
-        next_alert: Any,
-        facts_for: Any,
+        next_alert: Callable[[dict[str, Any], dict[str, Any], datetime], NewAlert],
+        facts_for: Callable[[Escalation], list[OutboxFact]],
     ) -> list[Escalation]:
         """Escalate every leader alert whose window passed without an acknowledgement.
 
@@ -449,7 +449,7 @@ class NotifyStore(SqliteStore):
 
     # --- deadlines and the end of an incident --------------------------------------------
 
-    def remind_due(self, at: datetime, reminder: Any) -> int:
+    def remind_due(self, at: datetime, reminder: Callable[[dict[str, Any]], NewAlert]) -> int:
         """Plan a reminder for each duty whose reminder time came; `reminder(row)` builds it."""
         with self._tx() as db:
             rows = db.execute(
