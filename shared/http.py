@@ -191,9 +191,13 @@ class Hardening:
 
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
-        too_big = problem_response(
-            413, "Request too large", f"Send at most {self.max_body // 1024} KiB."
-        )
+
+        async def too_big(scope: Scope, receive: Receive, send: Send) -> None:
+            answer = problem_response(
+                413, "Request too large", f"Send at most {self.max_body // 1024} KiB."
+            )
+            await answer(scope, receive, send)
+
         if declared is not None and declared.isdigit() and int(declared) > self.max_body:
             await too_big(scope, receive, headered)
             return

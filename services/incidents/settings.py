@@ -11,5 +11,5 @@ class IncidentSettings(Settings):
         description="AES key (base64) for events at rest; unset: a key file in the data dir",
     )
     encrypt_events: bool = True
-    snapshot_interval: int = Field(default=100, ge=1)
+    snapshot_interval: int = Field(default=1000, ge=1)
     aggregate_cache_size: int = Field(default=1000, ge=0)

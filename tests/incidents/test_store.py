@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +16,7 @@ from uuid import UUID
 import pytest
 
 from services.incidents.settings import IncidentSettings
-from services.incidents.store import IncidentLog
+from services.incidents.store import FairLock, IncidentLog
 from shared.canonical import canonical_json, verify_chain
 from tests.incidents.tampering import flip_byte
 
@@ -22,12 +25,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IncidentLog]:
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> IncidentSettings:
     if request.param == "postgres":
         dsn = request.getfixturevalue("postgres_dsn")
-        settings = IncidentSettings(data_dir=tmp_path, event_store="postgres", postgres_dsn=dsn)
-    else:
-        settings = IncidentSettings(data_dir=tmp_path)
+        return IncidentSettings(data_dir=tmp_path, event_store="postgres", postgres_dsn=dsn)
+    return IncidentSettings(data_dir=tmp_path)
+
+
+@pytest.fixture
+def store(settings: IncidentSettings) -> Iterator[IncidentLog]:
     log = IncidentLog(settings)
     yield log
     log.close()
@@ -108,3 +114,79 @@ def test_export_verifies_with_a_standard_library_script(store: IncidentLog, tmp_
     assert bad.returncode == 1
     assert "INVALID at seq 3" in bad.stdout
     assert not verify_chain([]).first_invalid_seq
+
+
+def test_two_replicas_writing_to_one_incident_lose_nothing(
+    store: IncidentLog, settings: IncidentSettings
+) -> None:
+    """Each replica writes on its cached incident; a stale one loses the version race, reloads."""
+    other = IncidentLog(settings)
+    try:
+        incident_id = new_incident(store)
+        for i in range(5):
+            for name, replica in (("a", store), ("b", other)):
+                written = replica.append(incident_id, "demo", "NoteAdded", actor=ACTOR,
+                                         data={"text": f"{name}{i}"})  # fmt: skip
+                assert written is not None and written.version == 2 + 2 * i + (name == "b")
+        texts = [e["data"]["text"] for e in other.exported_events(incident_id)[1:]]
+        assert texts == [f"{name}{i}" for i in range(5) for name in "ab"]
+        assert other.verify(incident_id)[0].valid
+        # A read that must be current reads past its replica's cache.
+        assert len(store.get(incident_id, "demo").state["notes"]) == 10  # type: ignore[union-attr]
+    finally:
+        other.close()
+
+
+def test_snapshots_are_taken_in_the_background_and_serve_a_cold_load(
+    settings: IncidentSettings,
+) -> None:
+    settings = settings.model_copy(update={"snapshot_interval": 5})
+    log = IncidentLog(settings)
+    try:
+        incident_id = new_incident(log, notes=11)
+        log.flush_snapshots()
+        assert log.snapshots is not None
+        versions = [s.originator_version for s in log.snapshots.get(incident_id)]
+        assert versions == [5, 10]
+        warm = log.get(incident_id, "demo")
+        assert warm is not None
+    finally:
+        log.close()
+    cold = IncidentLog(settings)  # a restarted service: nothing cached
+    try:
+        loaded = cold.get(incident_id, "demo")
+        assert loaded is not None and loaded.version == 12
+        assert loaded.state == warm.state
+        assert [n["text"] for n in loaded.state["notes"]] == [f"Notat {i}" for i in range(11)]
+    finally:
+        cold.close()
+
+
+def test_writers_waiting_for_one_incident_take_turns_in_arrival_order() -> None:
+    lock = FairLock()
+    order: list[int] = []
+    with lock:
+        with lock:  # reentrant: the writer's own nested reads
+            pass
+        threads = []
+        for n in range(5):
+            thread = threading.Thread(target=_take, args=(lock, order, n))
+            thread.start()
+            threads.append(thread)
+            _wait_until(functools.partial(lambda k: lock.waiting == k, n + 1))
+    for thread in threads:
+        thread.join(timeout=5)
+    assert order == [0, 1, 2, 3, 4]
+
+
+def _take(lock: FairLock, order: list[int], n: int) -> None:
+    with lock:
+        order.append(n)
+
+
+def _wait_until(condition: Callable[[], bool]) -> None:
+    """Poll a state no event announces (a thread blocked in acquire), failing after 5 s."""
+    deadline = time.monotonic() + 5
+    while not condition():
+        assert time.monotonic() < deadline, "a writer never started waiting for the lock"
+        time.sleep(0.001)
