@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 from uuid import UUID
 
@@ -31,6 +32,7 @@ FACTS_DURABLE = "incidents-alert-facts"
 DEADLINES_DURABLE = "incidents-deadline-facts"
 DOCUMENTS_DURABLE = "incidents-document-facts"
 PUBLISH_TIMEOUT_SECONDS = 5.0
+POSITION_EVERY_SECONDS = 0.1
 
 
 def facts_tracker(names: Subjects, durable: str = FACTS_DURABLE) -> str:
@@ -124,12 +126,21 @@ class Relay:
     async def drain(self) -> None:
         js = self.broker.config.connection_state.stream
         position = await asyncio.to_thread(self.store.position, RELAY_TRACKER)
-        acked: int | None = None
+        acked: int | None = None  # published and acked, but not yet stored as the position
+        stored_at = time.monotonic()
         while True:
             bus.raise_if_cancelled()
             self._wake.clear()
-            outgoing, last = await asyncio.to_thread(self._step, acked, position)
+            # Under load the position is stored at most every POSITION_EVERY_SECONDS, not per
+            # batch: each store is a commit that queues with the writers. After a crash the
+            # events since are published again and the stream drops them by message id.
+            due = acked is not None and time.monotonic() - stored_at >= POSITION_EVERY_SECONDS
+            outgoing, last = await asyncio.to_thread(self._step, acked if due else None, position)
+            if due:
+                acked, stored_at = None, time.monotonic()
             if last == position:
+                if acked is not None:  # idle: store it now
+                    await asyncio.to_thread(self.store.set_position, RELAY_TRACKER, acked)
                 return
             pending = [
                 await js.publish_async(subject, body, headers=headers, stream=self.names.stream)
