@@ -65,7 +65,7 @@ REDELIVERY_BACKOFF_SECONDS = [1, 2, 5, 10, 30, 60, 120, 300]
 def make_broker(settings: Settings, name: str) -> NatsBroker:
     if not settings.nats_url:
         raise RuntimeError("KRISELOGG_NATS_URL is not set and no embedded server was started")
-    return NatsBroker(
+    broker = NatsBroker(
         settings.nats_url,
         name=f"kriselogg-{name}",
         # Never give up reconnecting: a service outliving a NATS restart must resume by itself.
@@ -73,8 +73,14 @@ def make_broker(settings: Settings, name: str) -> NatsBroker:
         reconnect_time_wait=1,
         # Per-message INFO logs cost latency and would say nothing useful (DESIGN §10).
         log_level=logging.DEBUG,
+        # Its default logger writes colour codes at INFO past our logging setup, e.g. a line per
+        # subscriber task at every shutdown ("callback for Task-N is being executed"). Ours is
+        # under "faststream", which stays at WARNING (creating a broker sets it back to INFO).
+        logger=logging.getLogger(f"faststream.{name}"),
         graceful_timeout=10.0,
     )
+    logging.getLogger("faststream").setLevel(logging.WARNING)
+    return broker
 
 
 def stream_configs(settings: Settings) -> list[api.StreamConfig]:

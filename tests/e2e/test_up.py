@@ -30,3 +30,6 @@ def test_up_serves_every_service_and_ctrl_c_leaves_nothing_behind(tmp_path: Path
     assert code == 0, log.read_text()
     _, alive = psutil.wait_procs(children, timeout=5)
     assert not alive, f"left running after Ctrl-C: {[p.name() for p in alive]}"
+    # The console stays readable: no library chatter (colour codes, a line per task) on stop.
+    after_ready = log.read_text().split("ready on", 1)[1]
+    assert "\x1b[" not in after_ready and "is being executed" not in after_ready, after_ready
