@@ -20,7 +20,7 @@ from services.incidents.domain import (
     check_anchor,
     new_state,
 )
-from services.incidents.store import AccessLog, IncidentLog
+from services.incidents.store import AccessLog, DamagedLog, IncidentLog
 from shared.auth import Principal
 from shared.canonical import canonical_json, rfc3339
 from shared.http import Problem
@@ -108,15 +108,6 @@ def _not_found(incident_id: UUID) -> Problem:
     return Problem(404, "Incident not found", f"No incident {incident_id} in your organisation.")
 
 
-def facts_of(incident: Incident) -> IncidentFacts:
-    state = incident.state
-    return IncidentFacts(
-        unit_id=str(state.get("unit_id", "")),
-        category=str(state.get("category", "")),
-        reported_by=str((state.get("reported_by") or {}).get("id", "")),
-    )
-
-
 def build_router(
     log: IncidentLog,
     caller: Callable[..., Awaitable[Principal]],
@@ -131,19 +122,23 @@ def build_router(
     def actor(who: Principal) -> dict[str, str]:
         return {"id": who.person_id, "name": who.name}
 
-    def permitted(incident_id: UUID, who: Principal, action: Action) -> Incident:
-        """The incident if `who` may do `action` on it: 404 outside the organisation, else 403."""
-        # The facts the rules look at never change after the report, so the cache will do.
-        incident = log.get(incident_id, who.org_id, fresh=False)
-        if incident is None:
+    def permitted(incident_id: UUID, who: Principal, action: Action) -> None:
+        """Pass if `who` may do `action` on the incident: 404 outside the organisation, else 403.
+
+        Raises DamagedLog when even the first event (which names the organisation) is unreadable.
+        """
+        facts = log.facts(incident_id, who.org_id)
+        if facts is None:
             raise _not_found(incident_id)
-        if not allowed(who, action, facts_of(incident), tree(who.org_id)):
+        check(incident_id, who, action, facts)
+
+    def check(incident_id: UUID, who: Principal, action: Action, facts: IncidentFacts) -> None:
+        if not allowed(who, action, facts, tree(who.org_id)):
             raise Problem(
                 403, "Not allowed", f"Your role does not allow this ({action}) on this incident."
             )
         if action in ("read", "export"):
             access.record(who.org_id, str(incident_id), who.person_id, who.name, action)
-        return incident
 
     def append(
         incident_id: UUID,
@@ -269,7 +264,11 @@ def build_router(
 
     @router.get("/{incident_id}/verify", response_model=VerifyOut)
     async def verify(incident_id: UUID, who: Caller) -> VerifyOut:
-        await asyncio.to_thread(permitted, incident_id, who, "export")
+        try:
+            await asyncio.to_thread(permitted, incident_id, who, "export")
+            owner_unknown = False
+        except DamagedLog:
+            owner_unknown = True
         # The anchor first, then the events: anchors only follow committed events, so an event
         # appended meanwhile makes the stream longer than the anchor, never shorter (which
         # would read as a truncation).
@@ -279,6 +278,13 @@ def build_router(
             anchor, checked = None, False
         else:
             checked = True
+        if owner_unknown:
+            # The first event, which names the organisation, is unreadable. The anchor keeper
+            # knows apart from the store that this incident is the caller's organisation's;
+            # without its unit, only the roles that see every incident may verify it.
+            if anchor is None:
+                raise _not_found(incident_id)
+            check(incident_id, who, "export", IncidentFacts("", "", ""))
         report, hashes = await asyncio.to_thread(log.verify, incident_id)
         valid, first_bad, reason = report.valid, report.first_invalid_seq, report.reason
         if anchor is not None:
@@ -322,7 +328,7 @@ def build_router(
     @router.get("/{incident_id}/access")
     def access_log(incident_id: UUID, who: Caller) -> list[dict[str, str]]:
         """Who read or exported this incident's log, and when: for the organisation's auditors."""
-        if log.get(incident_id, who.org_id) is None:
+        if log.facts(incident_id, who.org_id) is None:
             raise _not_found(incident_id)
         if not who.has_any("auditor"):
             raise Problem(403, "Not allowed", "Only an auditor can see who read a log.")

@@ -14,7 +14,7 @@ from faststream.nats import NatsBroker
 from faststream.nats.annotations import NatsMessage
 
 from services.incidents.domain import AnchorUnavailable
-from services.incidents.store import RELAY_TRACKER, IncidentLog
+from services.incidents.store import RELAY_TRACKER, IncidentLog, Unreadable
 from shared import bus
 from shared.schemas import (
     AlertFactV1,
@@ -44,6 +44,7 @@ DOCUMENTS_ACTOR = {"id": "system:documents", "name": "Dokumenttjenesten i krisel
 
 
 Outgoing = tuple[str, bytes, dict[str, str]]  # subject, body, headers
+DeadLetter = tuple[str, str, str]  # message id, event type, reason
 
 
 class Relay:
@@ -98,19 +99,30 @@ class Relay:
             # The timeout is a safety net for events committed by another replica of this service.
             await bus.wait_for_wake(self._wake, 1.0)
 
-    def _step(self, acked: int | None, position: int) -> tuple[list[Outgoing], int]:
+    def _step(
+        self, acked: int | None, position: int
+    ) -> tuple[list[Outgoing], list[DeadLetter], int]:
         """In a worker thread: store the acked position, then read and encode the next batch.
 
         One thread hop per batch; the decoding, validation and JSON encoding stay off the loop.
+        A stored event that can no longer be read is dead-lettered with the reason rather than
+        retried for ever, which would stop every later event of every incident reaching the bus.
         """
         if acked is not None:
             self.store.set_position(RELAY_TRACKER, acked)
         notifications = self.store.notifications_after(position, self.batch)
         outgoing: list[Outgoing] = []
+        unreadable: list[DeadLetter] = []
         for notification, exported in zip(
             notifications, self.store.exported_batch(notifications), strict=True
         ):
             position = notification.id
+            if isinstance(exported, Unreadable):
+                seq, incident = notification.originator_version, notification.originator_id
+                kind = notification.topic.rpartition(".")[2]
+                log.error("relay: event %d of incident %s: %s", seq, incident, exported.reason)
+                unreadable.append((f"{incident}:{seq}", kind, exported.reason))
+                continue
             if exported is None:
                 continue
             message = IncidentEventV1.model_validate(exported)
@@ -121,7 +133,7 @@ class Relay:
                     bus.headers_for(message, message.msg_id(), message.org_id),
                 )
             )
-        return outgoing, position
+        return outgoing, unreadable, position
 
     async def drain(self) -> None:
         js = self.broker.config.connection_state.stream
@@ -135,7 +147,21 @@ class Relay:
             # batch: each store is a commit that queues with the writers. After a crash the
             # events since are published again and the stream drops them by message id.
             due = acked is not None and time.monotonic() - stored_at >= POSITION_EVERY_SECONDS
-            outgoing, last = await asyncio.to_thread(self._step, acked if due else None, position)
+            outgoing, unreadable, last = await asyncio.to_thread(
+                self._step, acked if due else None, position
+            )
+            for msg_id, kind, reason in unreadable:
+                await bus.dead_letter(
+                    self.broker,
+                    self.names,
+                    service="incidents",
+                    kind="unreadable",
+                    reason=reason,
+                    original_subject=f"{self.names.root}.*.incident.{kind}",
+                    body=b"",
+                    msg_id=msg_id,
+                    stream_seq=None,
+                )
             if due:
                 acked, stored_at = None, time.monotonic()
             if last == position:

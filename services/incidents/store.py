@@ -29,6 +29,7 @@ from psycopg.conninfo import conninfo_to_dict
 from services.incidents.domain import Incident
 from services.incidents.settings import IncidentSettings
 from shared.canonical import GENESIS_HASH, ChainReport, verify_chain
+from shared.policy import IncidentFacts
 from shared.sqlite import SqliteStore
 
 RELAY_TRACKER = "relay:jetstream"
@@ -139,6 +140,13 @@ def _guarded(
 
 class DamagedLog(Exception):
     """The stored events of an incident can no longer be read (decrypted, parsed)."""
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A stored event that can no longer be decrypted, decompressed or parsed, and why."""
+
+    reason: str
 
 
 def event_key(settings: IncidentSettings) -> str:
@@ -286,6 +294,35 @@ class IncidentLog(Application[UUID]):
         return incident if incident.org_id == org_id else None
 
     @_guarded
+    def facts(self, incident_id: UUID, org_id: str) -> IncidentFacts | None:
+        """What the access rules look at, or None when there is no such incident in `org_id`.
+
+        From the cached incident, or else from the first event alone: the facts never change
+        after the report, and a log damaged further on can still be verified by those allowed.
+        Raises DamagedLog when the first event itself can no longer be read.
+        """
+        with self._incident_lock(incident_id):
+            incident = self._cached(incident_id)
+        if incident is not None:
+            owner, data = incident.org_id, incident.state
+            reported_by = (data.get("reported_by") or {}).get("id", "")
+        else:
+            try:
+                first = next(iter(self.events.get(incident_id, lte=1)), None)
+            except Exception as exc:
+                raise DamagedLog(str(incident_id)) from exc
+            if not isinstance(first, Incident.IncidentReported):
+                return None
+            owner, data, reported_by = first.org_id, first.data, first.actor.get("id", "")
+        if owner != org_id:
+            return None
+        return IncidentFacts(
+            unit_id=str(data.get("unit_id", "")),
+            category=str(data.get("category", "")),
+            reported_by=str(reported_by),
+        )
+
+    @_guarded
     def exported_events(
         self, incident_id: UUID, until_seq: int | None = None
     ) -> list[dict[str, Any]]:
@@ -297,11 +334,15 @@ class IncidentLog(Application[UUID]):
         """
         with self._incident_lock(incident_id):
             cached = self._exported.pop(incident_id, [])
-            cached.extend(
-                event.export()
-                for event in self.events.get(incident_id, gt=len(cached) or None)
-                if isinstance(event, Incident.Event)
-            )
+            try:
+                cached.extend(
+                    event.export()
+                    for event in self.events.get(incident_id, gt=len(cached) or None)
+                    if isinstance(event, Incident.Event)
+                )
+            except Exception as exc:
+                # An event that no longer decrypts or parses; verify names it and the reason.
+                raise DamagedLog(str(incident_id)) from exc
             if cached:
                 self._exported[incident_id] = cached  # most recently used last
                 while len(self._exported) > self.decoded_cache_incidents:
@@ -395,7 +436,19 @@ class IncidentLog(Application[UUID]):
                 if not batch:
                     return
                 for notification in batch:
-                    event = self.mapper.to_domain_event(notification)
+                    self._index_position = notification.id
+                    try:
+                        event = self.mapper.to_domain_event(notification)
+                    except Exception as exc:
+                        # Damaged in the store: left out of the list (verify reports it), and
+                        # the list of every other incident still answers.
+                        log.error(
+                            "incident list: stored event %d of incident %s cannot be read (%s)",
+                            notification.originator_version,
+                            notification.originator_id,
+                            type(exc).__name__,
+                        )
+                        continue
                     assert isinstance(event, Incident.Event)
                     key = str(event.originator_id)
                     if isinstance(event, Incident.IncidentReported):
@@ -411,7 +464,6 @@ class IncidentLog(Application[UUID]):
                         )
                     elif key in self._index:
                         self._index[key].status = "closed"
-                    self._index_position = notification.id
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -543,12 +595,18 @@ class IncidentLog(Application[UUID]):
         return self.recorder.select_notifications(position, limit, inclusive_of_start=False)
 
     @_guarded
-    def exported(self, notification: Notification) -> dict[str, Any] | None:
-        event = self.mapper.to_domain_event(notification)
+    def exported(self, notification: Notification) -> dict[str, Any] | Unreadable | None:
+        """The event in exported form; Unreadable if it no longer decrypts or parses."""
+        try:
+            event = self.mapper.to_domain_event(notification)
+        except Exception as exc:
+            return Unreadable(f"stored event cannot be read ({type(exc).__name__})")
         return event.export() if isinstance(event, Incident.Event) else None
 
     @_guarded
-    def exported_batch(self, notifications: Sequence[Notification]) -> list[dict[str, Any] | None]:
+    def exported_batch(
+        self, notifications: Sequence[Notification]
+    ) -> list[dict[str, Any] | Unreadable | None]:
         return [self.exported(n) for n in notifications]
 
     @_guarded

@@ -83,3 +83,11 @@ def replace_stream(
             "WHERE originator_id = ? AND originator_version = ?",
             (topic, state, key, version),
         )
+
+
+def forget(store: IncidentLog, incident_id: UUID) -> None:
+    """Drop what the running service remembers of an incident, as a restart would."""
+    # A test helper reaching into the service's memory on purpose: that is what a restart loses.
+    store._evict(incident_id)
+    store._exported.pop(incident_id, None)
+    store._verified.pop(incident_id, None)

@@ -7,13 +7,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
-
-import pytest
 
 from services.incidents.settings import IncidentSettings
 from services.incidents.store import FairLock, IncidentLog
@@ -22,21 +20,6 @@ from tests.incidents.tampering import flip_byte
 
 ACTOR = {"id": "p-ln", "name": "Lise Nord"}
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> IncidentSettings:
-    if request.param == "postgres":
-        dsn = request.getfixturevalue("postgres_dsn")
-        return IncidentSettings(data_dir=tmp_path, event_store="postgres", postgres_dsn=dsn)
-    return IncidentSettings(data_dir=tmp_path)
-
-
-@pytest.fixture
-def store(settings: IncidentSettings) -> Iterator[IncidentLog]:
-    log = IncidentLog(settings)
-    yield log
-    log.close()
 
 
 def new_incident(store: IncidentLog, notes: int = 0) -> UUID:
