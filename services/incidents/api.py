@@ -72,6 +72,13 @@ class DeadlineMetIn(Strict):
     note: Text | None = None
 
 
+class PhaseIn(Strict):
+    phase: Literal["akutt", "oppfolging"] = Field(
+        description="The acute phase, or follow-up once the immediate danger is over"
+    )
+    note: Text | None = None
+
+
 class CloseIn(Strict):
     summary: Text
 
@@ -232,6 +239,12 @@ def build_router(
         return await asyncio.to_thread(
             append, incident_id, who, "DeadlineMet", data, body.met_at, "deadline"
         )
+
+    @router.post("/{incident_id}/phase", status_code=201, response_model=Written)
+    async def change_phase(incident_id: UUID, body: PhaseIn, who: Caller) -> Response:
+        """Move the incident from the acute phase to follow-up (or back); closing ends it."""
+        data = body.model_dump(exclude_none=True)
+        return await asyncio.to_thread(append, incident_id, who, "PhaseChanged", data)
 
     @router.post("/{incident_id}/close", status_code=201, response_model=Written)
     async def close(incident_id: UUID, body: CloseIn, who: Caller) -> Response:

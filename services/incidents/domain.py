@@ -19,6 +19,8 @@ from shared.canonical import GENESIS_HASH, event_hash, rfc3339
 # The user commands a closed incident still accepts; system facts (alerts, deadlines, documents)
 # keep arriving after closing, e.g. the final log form issued on close.
 OPEN_ONLY = frozenset({"MeasureLogged", "PhaseChanged", "IncidentClosed"})
+# The phases a leader moves an open incident between (DESIGN §4); closing sets "avsluttet".
+PHASES = ("akutt", "oppfolging")  # the ids of the guidance catalogue's phases
 
 
 class DomainError(Exception):
@@ -254,6 +256,12 @@ class Incident(Aggregate):
                 raise DomainError(
                     409, "Deadline already met", f"It was marked as met at {deadline['met_at']}."
                 )
+        if kind == "PhaseChanged":
+            phase = data.get("phase")
+            if phase not in PHASES:
+                raise DomainError(422, "Unknown phase", f"Choose one of: {', '.join(PHASES)}.")
+            if phase == self.state["phase"]:
+                raise DomainError(409, "Phase unchanged", f"The incident is already in {phase}.")
         if kind == "EntryCorrected":
             target = data.get("corrects_seq")
             if not isinstance(target, int) or not 1 <= target <= self.version:

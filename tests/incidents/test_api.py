@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
+import httpx
 import jwt
 import pytest
 
@@ -142,6 +143,44 @@ async def test_log_correct_close_and_closed_rules(stack: Stack) -> None:
     verified = (await stack.client.get(f"{base}/verify", headers=stack.auth())).json()
     assert verified["valid"] is True
     assert verified["head_hash"] == note.json()["hash"]
+
+
+async def test_phase_goes_to_follow_up_and_a_closed_incident_refuses_all_but_notes_and_corrections(
+    stack: Stack,
+) -> None:
+    incident_id = (await stack.report())["id"]
+    base = f"/api/v1/incidents/{incident_id}"
+
+    async def post(path: str, body: object, who: str = "leader") -> httpx.Response:
+        return await stack.client.post(f"{base}/{path}", json=body, headers=stack.auth(who))
+
+    assert (await post("phase", {"phase": "oppfolging"}, who="reporter")).status_code == 403
+    moved = await post("phase", {"phase": "oppfolging", "note": "Faren er over"})
+    assert moved.status_code == 201, moved.text
+    assert (await stack.client.get(base, headers=stack.auth())).json()["phase"] == "oppfolging"
+    again = await post("phase", {"phase": "oppfolging"})
+    assert again.status_code == 409 and "already" in again.json()["detail"]
+    for wrong in ("avsluttet", "ferdig"):
+        refused = await post("phase", {"phase": wrong})
+        assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "phase"
+
+    assert (await post("close", {"summary": "Fulgt opp"})).status_code == 201
+    for path, body in [
+        ("close", {"summary": "En gang til"}),
+        ("phase", {"phase": "akutt"}),
+        ("measures", {"title": "Sent tiltak", "status": "done"}),
+    ]:
+        late = await post(path, body)
+        assert late.status_code == 409, (path, late.text)
+        assert late.json()["title"] == "Incident is closed"
+    fixed = await post("corrections", {"seq": moved.json()["seq"], "reason": "Feil dato"})
+    assert fixed.status_code == 201
+    assert (await post("notes", {"text": "Etterpå"})).status_code == 201
+
+    timeline = await stack.timeline(incident_id)
+    phase_event = next(e for e in timeline["events"] if e["type"] == "PhaseChanged")
+    assert phase_event["data"] == {"phase": "oppfolging", "note": "Faren er over"}
+    assert timeline["incident"]["phase"] == "avsluttet"
 
 
 @pytest.mark.parametrize(
