@@ -838,6 +838,19 @@ def portal_router(
             body["note"] = note.strip()
         return await write(request, incident_id, "corrections", body, "rettelser")
 
+    @router.post("/hendelser/{incident_id}/fase")
+    async def change_phase(
+        request: Request,
+        incident_id: str,
+        phase: Annotated[str, Form(max_length=20)],
+        note: Annotated[str, Form(max_length=10_000)] = "",
+    ) -> Response:
+        """Acute → follow-up (or back); the checklist then leads with that phase's measures."""
+        body: dict[str, Any] = {"phase": phase}
+        if note.strip():
+            body["note"] = note.strip()
+        return await write(request, incident_id, "phase", body, "fase")
+
     @router.post("/hendelser/{incident_id}/avslutt")
     async def close_incident(
         request: Request, incident_id: str, summary: Annotated[str, Form(max_length=10_000)] = ""

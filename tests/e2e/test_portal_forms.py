@@ -35,6 +35,32 @@ async def test_a_leader_closes_an_incident_from_the_portal(stack: Stack) -> None
     assert refused.status_code == 403
 
 
+async def test_a_leader_moves_an_incident_to_follow_up_from_the_portal(stack: Stack) -> None:
+    incident_id = (await stack.report())["id"]
+    await stack.settle(incident_id)
+    cookies = {"Cookie": f"kriselogg_token={stack.tokens['leader']}"}
+    page = await stack.client.get(f"/hendelser/{incident_id}", headers=cookies)
+    assert "Gå over til oppfølging" in page.text and "fase Akutt" in page.text
+
+    moved = await stack.client.post(
+        f"/hendelser/{incident_id}/fase",
+        data={"phase": "oppfolging", "note": "Brukeren er flyttet; faren er over."},
+        headers=cookies,
+    )
+    assert moved.status_code == 303 and moved.headers["location"].endswith("#fase")
+    event = (await stack.timeline(incident_id))["events"][-1]
+    assert event["type"] == "PhaseChanged"
+    assert event["data"] == {"phase": "oppfolging", "note": "Brukeren er flyttet; faren er over."}
+    page = await stack.client.get(f"/hendelser/{incident_id}", headers=cookies)
+    assert "fase Oppfølging" in page.text and "Tilbake til akutt fase" in page.text
+
+    reporter = {"Cookie": f"kriselogg_token={stack.tokens['reporter']}"}
+    assert (
+        "change-phase"
+        not in (await stack.client.get(f"/hendelser/{incident_id}", headers=reporter)).text
+    )
+
+
 async def test_pages_send_a_stranger_to_the_login_and_explain_a_refusal(stack: Stack) -> None:
     for path in ("/hendelser", "/meld", "/veiledning/vold-fysisk"):
         response = await stack.client.get(path)
