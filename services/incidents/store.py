@@ -405,13 +405,14 @@ class IncidentLog(Application[UUID]):
                 )
             try:
                 event = self.mapper.to_domain_event(stored)
+                if not isinstance(event, Incident.Event):
+                    reason = "stored event is not an incident event"
+                    return _broken(exported, expected, reason, after_seq, after_hash)
+                # Inside the try: an event that decodes but lacks a field fails here.
+                exported.append(event.export())
             except Exception as exc:
                 reason = f"stored event cannot be read ({type(exc).__name__})"
                 return _broken(exported, expected, reason, after_seq, after_hash)
-            if not isinstance(event, Incident.Event):
-                reason = "stored event is not an incident event"
-                return _broken(exported, expected, reason, after_seq, after_hash)
-            exported.append(event.export())
         return verify_chain(exported, after_seq=after_seq, after_hash=after_hash)
 
     @_guarded
