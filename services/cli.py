@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
+import reprlib
 import signal
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from importlib.resources import files
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 import uvicorn
 import yaml
 from fastapi import FastAPI
 
-from shared.auth import issue_token, signing_key
+from shared.auth import ROLES, issue_token, signing_key
 from shared.canonical import verify_chain
 from shared.infra import EmbeddedNats
 from shared.settings import Settings
@@ -203,44 +206,135 @@ def token(
     person: Annotated[str, typer.Option(help="Person id (the token's subject)")],
     roles: Annotated[str, typer.Option(help="Comma-separated roles")] = "reporter",
     name: Annotated[str | None, typer.Option(help="Display name")] = None,
-    hours: Annotated[int, typer.Option(help="Lifetime in hours")] = 12,
+    hours: Annotated[int, typer.Option(min=1, help="Lifetime in hours")] = 12,
 ) -> None:
     """Print a bearer token signed with the instance key (development and scripts)."""
-    settings = Settings()
     role_list = [r.strip() for r in roles.split(",") if r.strip()]
-    try:
-        typer.echo(
-            issue_token(
-                signing_key(settings),
-                org_id=org,
-                person_id=person,
-                name=name or person,
-                roles=role_list,
-                ttl=timedelta(hours=hours),
-            )
+    # Checked before the key is read: in embedded mode reading it creates the data dir and a key
+    # file, which a mistyped role must not leave behind in the working directory.
+    unknown = sorted(set(role_list) - ROLES)
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown roles: {', '.join(unknown)}; choose from {', '.join(sorted(ROLES))}",
+            param_hint="--roles",
         )
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+    if not role_list:
+        # A token without a role is refused by every rule; better said now than by a 403 later.
+        raise typer.BadParameter("give at least one role", param_hint="--roles")
+    try:
+        key = signing_key(Settings())
+    except (OSError, RuntimeError) as exc:  # an unwritable data dir, an empty key file
+        typer.echo(f"kriselogg token: no signing key: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        issue_token(
+            key,
+            org_id=org,
+            person_id=person,
+            name=name or person,
+            roles=role_list,
+            ttl=timedelta(hours=hours),
+        )
+    )
+
+
+class _NotAnEvent(Exception):
+    """A line of an export that cannot be one of its events."""
+
+    def __init__(self, line: int, why: str) -> None:
+        super().__init__(f"line {line} {why}")
+
+
+def _no_constant(name: str) -> NoReturn:
+    # json.loads accepts NaN and Infinity, which are not JSON (RFC 8259) and which canonical_json
+    # refuses to write: no export can hold them, and hashing them would raise.
+    raise ValueError(f"{name} is not JSON")
+
+
+class _DuplicateKey(Exception):
+    """Not a ValueError on purpose: the reader must tell it apart from a JSON syntax error."""
+
+    def __init__(self, key: str) -> None:
+        # ASCII only: the message must print even where stdout cannot encode the key.
+        shown = reprlib.repr(key).encode("ascii", "backslashreplace").decode()
+        super().__init__(f"has the key {shown} twice")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json.loads keeps the last of duplicate keys, other parsers the first: the same line would
+    # show another value elsewhere than the one that was hashed, so it must not verify.
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return obj
+
+
+@dataclass
+class _ExportReader:
+    """Yields the events of an export one line at a time, remembering the line it is at.
+
+    verify_chain consumes the events lazily and stops at the first bad one, so a damaged line
+    is reported only if every event before it is intact, and `line` says where the chain check
+    was when it raised.
+    """
+
+    line: int = 0
+
+    def events(self, lines: Iterable[bytes]) -> Iterator[dict[str, Any]]:
+        for number, raw in enumerate(lines, start=1):
+            self.line = number
+            if not raw.strip():
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise _NotAnEvent(number, "is not UTF-8") from None
+            try:
+                event = json.loads(
+                    text, parse_constant=_no_constant, object_pairs_hook=_unique_keys
+                )
+            except (ValueError, RecursionError):  # JSONDecodeError, too many digits, too deep
+                raise _NotAnEvent(number, "is not JSON") from None
+            except _DuplicateKey as exc:
+                raise _NotAnEvent(number, str(exc)) from None
+            if not isinstance(event, dict):
+                raise _NotAnEvent(number, "is not a JSON object")
+            yield event
 
 
 @cli.command()
 def verify(file: Annotated[Path, typer.Argument(help="Exported incident (JSON Lines)")]) -> None:
     """Verify an exported incident: exit 0 if intact, 1 with the first bad seq if not."""
-    events: list[dict[str, Any]] = []
-    for number, line in enumerate(file.read_text("utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            events.append(json.loads(line))
-        except json.JSONDecodeError:
-            typer.echo(f"INVALID: line {number} is not JSON")
-            raise typer.Exit(1) from None
-    report = verify_chain(events)
-    if report.valid:
-        typer.echo(f"VALID: {report.length} events, head {report.head_hash}")
-        return
-    typer.echo(f"INVALID: first bad seq {report.first_invalid_seq}: {report.reason}")
-    raise typer.Exit(1)
+    reader = _ExportReader()
+    try:
+        # Binary lines end at b"\n" only, as the export writes them. Decoded text would also be
+        # split at U+2028, U+2029 and U+0085, which canonical JSON keeps raw inside strings: a
+        # note containing one would cut its event in two.
+        with file.open("rb") as lines:
+            report = verify_chain(reader.events(lines))
+    except OSError as exc:
+        typer.echo(f"kriselogg verify: cannot read {file}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(2) from None
+    except _NotAnEvent as exc:
+        typer.echo(f"INVALID: {exc}")
+        raise typer.Exit(1) from None
+    except (ValueError, RecursionError):
+        # Parsed, but canonical JSON cannot be written for it (a lone surrogate such as "\ud800"
+        # cannot be encoded as UTF-8; nesting too deep for json.dumps): no hash can match it.
+        typer.echo(f"INVALID: line {reader.line} cannot be hashed as canonical JSON")
+        raise typer.Exit(1) from None
+    if not report.valid:
+        typer.echo(f"INVALID: first bad seq {report.first_invalid_seq}: {report.reason}")
+        raise typer.Exit(1)
+    if report.length == 0:
+        # An empty chain links up trivially, but every incident starts with IncidentReported.
+        typer.echo("INVALID: no events (an incident starts with IncidentReported)")
+        raise typer.Exit(1)
+    typer.echo(f"VALID: {report.length} events, head {report.head_hash}")
 
 
 @directory_cli.command("import")

@@ -48,23 +48,39 @@ class ChainReport:
     reason: str | None = None
 
 
+_FIRST_EVENT_TYPE = "IncidentReported"
+
+
 def verify_chain(
     events: Iterable[Mapping[str, Any]], *, after_seq: int = 0, after_hash: str = GENESIS_HASH
 ) -> ChainReport:
     """Check seq numbering, prev_hash links and every hash; stop at the first bad event.
 
     `after_seq`/`after_hash` continue a chain whose first `after_seq` events were checked before.
+    Duplicate keys cannot be seen in a Mapping: whoever parses the JSON must refuse them.
     """
     prev = after_hash
     length = after_seq
     for expected_seq, event in enumerate(events, start=after_seq + 1):
         seq = event.get("seq")
+        # bool is an int and True == 1 == 1.0: `"seq": true` or `1.0` must not pass as seq 1,
+        # since another verifier (or a stricter schema) would read that line differently.
+        if isinstance(seq, bool) or not isinstance(seq, int):
+            why = "seq is missing" if "seq" not in event else "seq is not an integer"
+            return ChainReport(False, length, prev, expected_seq, why)
         if seq != expected_seq:
             return ChainReport(False, length, prev, expected_seq, f"expected seq {expected_seq}")
         if event.get("prev_hash") != prev:
             return ChainReport(False, length, prev, expected_seq, "prev_hash does not link")
         if event.get("hash") != event_hash(event):
             return ChainReport(False, length, prev, expected_seq, "hash does not match content")
+        # An incident always starts with its report; a chain that starts otherwise (a cut-off
+        # tail relinked from the genesis hash, say) is not a whole incident. Only checkable
+        # when the check starts at seq 1.
+        if expected_seq == 1 and event.get("type") != _FIRST_EVENT_TYPE:
+            return ChainReport(
+                False, length, prev, 1, f"the first event is not {_FIRST_EVENT_TYPE}"
+            )
         prev = str(event["hash"])
         length = expected_seq
     return ChainReport(True, length, prev)

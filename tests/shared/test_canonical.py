@@ -14,7 +14,8 @@ def chain(datas: list[dict[str, Any]]) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     prev = GENESIS_HASH
     for seq, data in enumerate(datas, start=1):
-        event: dict[str, Any] = {"seq": seq, "type": "NoteAdded", "data": data, "prev_hash": prev}
+        kind = "IncidentReported" if seq == 1 else "NoteAdded"
+        event: dict[str, Any] = {"seq": seq, "type": kind, "data": data, "prev_hash": prev}
         event["hash"] = event_hash(event)
         prev = event["hash"]
         events.append(event)
@@ -64,3 +65,13 @@ def test_any_chain_verifies_and_any_single_change_is_caught(datas: list[dict[str
 
 def test_now_is_accepted() -> None:
     assert rfc3339(datetime.now(UTC)).endswith("Z")
+
+
+def test_a_chain_must_start_with_the_report() -> None:
+    """A well-linked chain that starts anywhere else is not an incident's whole log."""
+    events = chain([{"n": 1}, {"n": 2}])
+    forged = {**events[0], "type": "NoteAdded"}
+    forged["hash"] = event_hash({k: v for k, v in forged.items() if k != "hash"})
+    report = verify_chain([forged])
+    assert not report.valid and report.first_invalid_seq == 1
+    assert report.reason is not None and "IncidentReported" in report.reason
