@@ -86,7 +86,7 @@ class FairLock:
     """
 
     def __init__(self) -> None:
-        self._guard = threading.Lock()
+        self._guard = threading.Condition(threading.Lock())  # notified when a waiter queues
         self._owner: int | None = None
         self._depth = 0
         self._waiters: deque[tuple[int, threading.Lock]] = deque()
@@ -103,12 +103,13 @@ class FairLock:
             turn = threading.Lock()
             turn.acquire()
             self._waiters.append((me, turn))
+            self._guard.notify_all()
         turn.acquire()  # released by the owner before us, who made us the owner
 
-    @property
-    def waiting(self) -> int:
+    def wait_for_waiters(self, count: int, timeout: float) -> bool:
+        """Block until `count` threads wait for the lock (for tests and diagnostics)."""
         with self._guard:
-            return len(self._waiters)
+            return self._guard.wait_for(lambda: len(self._waiters) >= count, timeout)
 
     def __exit__(self, *_: object) -> None:
         with self._guard:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -156,7 +153,7 @@ def test_writers_waiting_for_one_incident_take_turns_in_arrival_order() -> None:
             thread = threading.Thread(target=_take, args=(lock, order, n))
             thread.start()
             threads.append(thread)
-            _wait_until(functools.partial(lambda k: lock.waiting == k, n + 1))
+            assert lock.wait_for_waiters(n + 1, timeout=5), "a writer never queued for the lock"
     for thread in threads:
         thread.join(timeout=5)
     assert order == [0, 1, 2, 3, 4]
@@ -165,11 +162,3 @@ def test_writers_waiting_for_one_incident_take_turns_in_arrival_order() -> None:
 def _take(lock: FairLock, order: list[int], n: int) -> None:
     with lock:
         order.append(n)
-
-
-def _wait_until(condition: Callable[[], bool]) -> None:
-    """Poll a state no event announces (a thread blocked in acquire), failing after 5 s."""
-    deadline = time.monotonic() + 5
-    while not condition():
-        assert time.monotonic() < deadline, "a writer never started waiting for the lock"
-        time.sleep(0.001)
