@@ -3,9 +3,12 @@
 
 Usage: python3 verify_export.py incident.jsonl
   exit 0 "VALID n events, head <hash>"   every event is intact and linked
-  exit 1 "INVALID ..."                   with the first bad seq, or the line that is no event
+  exit 1 "INVALID at line n: ..."        a line that is no event
+         "INVALID at seq s (line n): ..."   the first event that does not verify
+         "INVALID: no events ..."       no line holds an event
   exit 2 (a message on stderr)           the file cannot be read
 Independent of kriselogg's own code on purpose: anyone can read, copy or rewrite these lines.
+`kriselogg verify` prints the very same lines for the same findings (tests/test_verifiers.py).
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ def no_constant(name: str) -> NoReturn:
 
 
 def parse(number: int, raw: bytes) -> dict[str, Any]:
-    """One line of the export as an event whose seq, prev_hash and hash have the right types."""
+    """One line of the export as a JSON object; whether it is an intact event is checked later."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -63,25 +66,25 @@ def parse(number: int, raw: bytes) -> dict[str, Any]:
         raise Invalid(f"INVALID at line {number}: {exc}") from None
     if not isinstance(event, dict):
         raise Invalid(f"INVALID at line {number}: not a JSON object")
-    seq = event.get("seq")
-    # bool is an int in Python and True == 1 == 1.0: `"seq": true` or `1.0` is not seq 1.
-    if isinstance(seq, bool) or not isinstance(seq, int):
-        raise Invalid(f"INVALID at line {number}: seq is missing or not an integer")
-    for field in ("prev_hash", "hash"):
-        if not isinstance(event.get(field), str):
-            raise Invalid(f"INVALID at line {number}: {field} is missing or not a string")
     return event
 
 
 def event_hash(event: dict[str, Any]) -> str:
     """SHA-256 of the canonical JSON of the event without its `hash` (README, steps 4 and 5)."""
     body = {k: v for k, v in event.items() if k != "hash"}
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # allow_nan=False: 1e400 parses as infinity, which canonical JSON cannot write.
+    canonical = json.dumps(
+        body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def verify(lines: Iterable[bytes]) -> tuple[int, str]:
-    """Check every line of `lines` (bytes each); return the count and head hash, or raise."""
+    """Check every line of `lines` (bytes each); return the count and head hash, or raise.
+
+    The checks, and their order, are those of kriselogg's own verifier: the same export gets
+    the same finding from both.
+    """
     prev = GENESIS_HASH
     count = 0
     for number, raw in enumerate(lines, start=1):
@@ -90,9 +93,14 @@ def verify(lines: Iterable[bytes]) -> tuple[int, str]:
         event = parse(number, raw)
         seq = count + 1
         where = f"INVALID at seq {seq} (line {number})"
-        if event["seq"] != seq:
-            raise Invalid(f"{where}: expected seq {seq}, found {reprlib.repr(event['seq'])}")
-        if event["prev_hash"] != prev:
+        found = event.get("seq")
+        # bool is an int in Python and True == 1 == 1.0: `"seq": true` or `1.0` is not seq 1.
+        if isinstance(found, bool) or not isinstance(found, int):
+            why = "seq is missing" if "seq" not in event else "seq is not an integer"
+            raise Invalid(f"{where}: {why}")
+        if found != seq:
+            raise Invalid(f"{where}: expected seq {seq}, found {reprlib.repr(found)}")
+        if event.get("prev_hash") != prev:
             raise Invalid(f"{where}: prev_hash does not link")
         try:
             digest = event_hash(event)
@@ -100,7 +108,7 @@ def verify(lines: Iterable[bytes]) -> tuple[int, str]:
             # Parsed, but no canonical JSON can be written for it (a lone surrogate "\ud800" is
             # not UTF-8; nested too deep for json.dumps): no hash can match it.
             raise Invalid(f"{where}: cannot be hashed as canonical JSON") from None
-        if event["hash"] != digest:
+        if event.get("hash") != digest:
             raise Invalid(f"{where}: hash does not match content")
         if seq == 1 and event.get("type") != FIRST_EVENT_TYPE:
             raise Invalid(f"{where}: the first event is not {FIRST_EVENT_TYPE}")

@@ -238,11 +238,19 @@ def token(
     )
 
 
+# `verify` prints the same lines as scripts/verify_export.py for the same findings (README,
+# "Verifying a log yourself"; tests/test_verifiers.py runs both on every case):
+#   VALID <n> events, head <hash>
+#   INVALID at line <n>: <why>                                 a line that is no event
+#   INVALID at seq <s> (line <n>): <why>                       the first event that fails
+#   INVALID: no events (an incident starts with IncidentReported)
+
+
 class _NotAnEvent(Exception):
-    """A line of an export that cannot be one of its events."""
+    """A line of an export that cannot be one of its events; the message is the line to print."""
 
     def __init__(self, line: int, why: str) -> None:
-        super().__init__(f"line {line} {why}")
+        super().__init__(f"INVALID at line {line}: {why}")
 
 
 def _no_constant(name: str) -> NoReturn:
@@ -257,7 +265,7 @@ class _DuplicateKey(Exception):
     def __init__(self, key: str) -> None:
         # ASCII only: the message must print even where stdout cannot encode the key.
         shown = reprlib.repr(key).encode("ascii", "backslashreplace").decode()
-        super().__init__(f"has the key {shown} twice")
+        super().__init__(f"the key {shown} appears twice")
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -275,40 +283,48 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 @dataclass
 class _ExportReader:
-    """Yields the events of an export one line at a time, remembering the line it is at.
+    """Yields the events of an export one line at a time, remembering where it is.
 
     verify_chain consumes the events lazily and stops at the first bad one, so a damaged line
-    is reported only if every event before it is intact, and `line` says where the chain check
-    was when it raised.
+    is reported only if every event before it is intact, and `line`, `seq` and `event` are
+    those of the event the chain check was at when it stopped or raised.
     """
 
     line: int = 0
+    seq: int = 0
+    event: dict[str, Any] | None = None
 
     def events(self, lines: Iterable[bytes]) -> Iterator[dict[str, Any]]:
         for number, raw in enumerate(lines, start=1):
             self.line = number
             if not raw.strip():
-                continue
+                continue  # skipped, but counted: line numbers are those of the file
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
-                raise _NotAnEvent(number, "is not UTF-8") from None
+                raise _NotAnEvent(number, "not UTF-8") from None
             try:
                 event = json.loads(
                     text, parse_constant=_no_constant, object_pairs_hook=_unique_keys
                 )
             except (ValueError, RecursionError):  # JSONDecodeError, too many digits, too deep
-                raise _NotAnEvent(number, "is not JSON") from None
+                raise _NotAnEvent(number, "not JSON") from None
             except _DuplicateKey as exc:
                 raise _NotAnEvent(number, str(exc)) from None
             if not isinstance(event, dict):
-                raise _NotAnEvent(number, "is not a JSON object")
+                raise _NotAnEvent(number, "not a JSON object")
+            self.seq += 1
+            self.event = event
             yield event
+
+    def invalid(self, why: str) -> str:
+        """The line that names the event the chain check stopped at."""
+        return f"INVALID at seq {self.seq} (line {self.line}): {why}"
 
 
 @cli.command()
 def verify(file: Annotated[Path, typer.Argument(help="Exported incident (JSON Lines)")]) -> None:
-    """Verify an exported incident: exit 0 if intact, 1 with the first bad seq if not."""
+    """Verify an exported incident: exit 0 if intact, 1 naming the first bad line or seq."""
     reader = _ExportReader()
     try:
         # Binary lines end at b"\n" only, as the export writes them. Decoded text would also be
@@ -320,21 +336,25 @@ def verify(file: Annotated[Path, typer.Argument(help="Exported incident (JSON Li
         typer.echo(f"kriselogg verify: cannot read {file}: {exc.strerror or exc}", err=True)
         raise typer.Exit(2) from None
     except _NotAnEvent as exc:
-        typer.echo(f"INVALID: {exc}")
+        typer.echo(str(exc))
         raise typer.Exit(1) from None
     except (ValueError, RecursionError):
         # Parsed, but canonical JSON cannot be written for it (a lone surrogate such as "\ud800"
         # cannot be encoded as UTF-8; nesting too deep for json.dumps): no hash can match it.
-        typer.echo(f"INVALID: line {reader.line} cannot be hashed as canonical JSON")
+        typer.echo(reader.invalid("cannot be hashed as canonical JSON"))
         raise typer.Exit(1) from None
     if not report.valid:
-        typer.echo(f"INVALID: first bad seq {report.first_invalid_seq}: {report.reason}")
+        # verify_chain stopped at the event the reader yielded last: that is the one it names.
+        why = str(report.reason)
+        if reader.event is not None and why == f"expected seq {reader.seq}":
+            why += f", found {reprlib.repr(reader.event['seq'])}"  # an integer, or seq says so
+        typer.echo(reader.invalid(why))
         raise typer.Exit(1)
     if report.length == 0:
         # An empty chain links up trivially, but every incident starts with IncidentReported.
         typer.echo("INVALID: no events (an incident starts with IncidentReported)")
         raise typer.Exit(1)
-    typer.echo(f"VALID: {report.length} events, head {report.head_hash}")
+    typer.echo(f"VALID {report.length} events, head {report.head_hash}")
 
 
 @directory_cli.command("import")

@@ -76,4 +76,4 @@ async def test_export_verifies_with_the_cli_and_a_change_is_caught(
     path.write_text("\n".join(lines) + "\n", "utf-8")
     bad = CliRunner().invoke(cli, ["verify", str(path)])
     assert bad.exit_code == 1
-    assert "first bad seq 2" in bad.output
+    assert "INVALID at seq 2" in bad.output
