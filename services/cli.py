@@ -1,4 +1,4 @@
-"""The composition root: `kriselogg up | serve | token | verify | directory import`."""
+"""The composition root: `kriselogg up | serve | demo | token | verify | directory import`."""
 
 from __future__ import annotations
 
@@ -6,13 +6,16 @@ import json
 import logging
 import reprlib
 import signal
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
+from zoneinfo import ZoneInfo
 
+import httpx
 import typer
 import uvicorn
 import yaml
@@ -198,6 +201,91 @@ def serve(
     ReadyServer(
         uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     ).run()
+
+
+@cli.command()
+def demo(
+    url: Annotated[str, typer.Option(help="Where `kriselogg up` runs")] = "http://127.0.0.1:8000",
+    data: Annotated[Path, typer.Option(help="Its data directory (for the key)")] = Path(
+        "kriselogg-data"
+    ),
+) -> None:
+    """Walk the violence-report story against a running instance and print the timeline."""
+    settings = Settings(data_dir=data)
+    if not settings.secret_key and not (data / "secret.key").is_file():
+        # signing_key() would make a new key, which the running instance does not know.
+        typer.echo(f"kriselogg demo: no instance key in {data}; give --data of `up`.", err=True)
+        raise typer.Exit(2)
+    key = signing_key(settings)
+    people = {p: (n, r) for p, n, r, _ in DEMO_LOGINS}
+
+    def as_(person: str) -> dict[str, str]:
+        name, roles = people[person]
+        token = issue_token(key, org_id="demo", person_id=person, name=name, roles=roles)
+        return {"Authorization": f"Bearer {token}"}
+
+    try:
+        with httpx.Client(base_url=url, timeout=10) as client:
+            _demo_story(client, as_, ZoneInfo(settings.timezone))
+    except httpx.HTTPError as exc:
+        typer.echo(f"kriselogg demo: {url} did not answer as expected ({exc})", err=True)
+        raise typer.Exit(1) from exc
+
+
+def _demo_story(client: httpx.Client, as_: Callable[[str], dict[str, str]], zone: ZoneInfo) -> None:
+    def call(method: str, path: str, who: str, body: Any = None) -> Any:
+        response = client.request(method, path, json=body, headers=as_(who))
+        response.raise_for_status()
+        return response.json()
+
+    def timeline_until(incident: str, done: Callable[[list[dict[str, Any]]], bool]) -> Any:
+        deadline = time.monotonic() + 15
+        while True:
+            timeline = call("GET", f"/api/v1/incidents/{incident}/timeline", "p-ln")
+            if done(timeline["events"]) or time.monotonic() > deadline:
+                return timeline
+            time.sleep(0.1)  # a CLI watching a running system over HTTP
+
+    typer.echo("1. Ali Ansatt reports that a user hit him (vold-fysisk, Hjemmetjenesten nord).")
+    report = {
+        "category": "vold-fysisk", "title": "Slått av bruker under morgenbesøk",
+        "occurred_at": datetime.now(UTC).isoformat(), "unit_id": "u-nord",
+        "affected": ["p-ansatt"], "severity": "high",
+        "facts": {"injury": True, "police_contacted": False},
+    }  # fmt: skip
+    incident = call("POST", "/api/v1/incidents", "p-ansatt", report)["id"]
+    typer.echo("2. kriselogg alerts the nearest leader and the safety representative.")
+    alerted = timeline_until(
+        incident, lambda events: sum(e["type"] == "RecipientAlerted" for e in events) >= 2
+    )
+    typer.echo("3. Lise Nord acknowledges, follows the guidance and logs what she did.")
+    mine = next(
+        e["data"]["alert_id"]
+        for e in alerted["events"]
+        if e["type"] == "RecipientAlerted" and e["data"]["recipient"]["id"] == "p-ln"
+    )
+    call("POST", f"/api/v1/alerts/{mine}/ack", "p-ln")
+    guidance = call("GET", "/api/v1/guidance/subthemes/vold-fysisk", "p-ln")
+    acute = next(p for p in guidance["phases"] if p["id"] == "akutt")
+    for measure in acute["measures"][:2]:
+        body = {"measure_id": measure["id"], "title": measure["title"], "status": "done"}
+        call("POST", f"/api/v1/incidents/{incident}/measures", "p-ln", body)
+    note = {"text": "Ali er sendt til legevakten; kollega følger ham."}
+    call("POST", f"/api/v1/incidents/{incident}/notes", "p-ln", note)
+    final = timeline_until(
+        incident, lambda events: any(e["type"] == "AlertAcknowledged" for e in events)
+    )
+    typer.echo(f"\nTimeline of incident {incident}:")
+    for event in final["events"]:
+        detail = event["data"].get("title") or event["data"].get("text") or ""
+        who = (event["data"].get("recipient") or event["actor"])["name"]
+        at = datetime.fromisoformat(event["recorded_at"]).astimezone(zone).strftime("%H:%M:%S")
+        typer.echo(f"  {event['seq']:>3}  {at}  {event['type']:<18} "
+                   f"{who}{': ' + detail if detail else ''}")  # fmt: skip
+    verified = call("GET", f"/api/v1/incidents/{incident}/verify", "p-ln")
+    state = "intact" if verified["valid"] else f"NOT valid from seq {verified['first_invalid_seq']}"
+    typer.echo(f"\nThe log is {state}: {verified['length']} events, head {verified['head_hash']}")
+    typer.echo(f"Open it in the portal: {str(client.base_url).rstrip('/')}/hendelser/{incident}")
 
 
 @cli.command()
