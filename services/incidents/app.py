@@ -43,6 +43,11 @@ def create_app(settings: IncidentSettings | None = None) -> FastAPI:
         watch_task = asyncio.create_task(
             directory.run(broker, settings), name="incidents-directory"
         )
+        # Start (and say "ready") once the organisations' trees are read, so that the first
+        # requests are not judged against empty scopes; /readyz tells if it takes longer.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(10):
+                await directory.ready.wait()
         try:
             yield
         finally:
