@@ -739,6 +739,8 @@ def portal_router(
         except ApiFailure:
             sub = None
         phases = [p for p in (sub or {}).get("phases", []) if p["id"] != "forebyggende"]
+        # The incident's own phase first: in follow-up, the acute list is history.
+        phases.sort(key=lambda p: p["id"] != state.get("phase"))
         return {"sub": sub, "phases": phases, "done": _done_measures(state)}
 
     async def incident_state(api: Api, incident_id: str) -> dict[str, Any]:

@@ -53,6 +53,8 @@ async def test_a_leader_moves_an_incident_to_follow_up_from_the_portal(stack: St
     assert event["data"] == {"phase": "oppfolging", "note": "Brukeren er flyttet; faren er over."}
     page = await stack.client.get(f"/hendelser/{incident_id}", headers=cookies)
     assert "fase Oppfølging" in page.text and "Tilbake til akutt fase" in page.text
+    checklist = page.text[page.text.index('id="tiltak"') :]
+    assert checklist.index("<h3>Oppfølgingsfase") < checklist.index("<h3>Akuttfase")  # own first
 
     reporter = {"Cookie": f"kriselogg_token={stack.tokens['reporter']}"}
     assert (
