@@ -11,6 +11,7 @@ import os
 import random
 import threading
 import time
+import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -240,7 +241,9 @@ class IncidentLog(Application[UUID]):
         self._index: dict[str, IndexEntry] = {}
         self._index_position = 0
         self._index_lock = threading.Lock()
-        self._locks: dict[UUID, FairLock] = {}
+        # Weak: a lock lives while a caller holds or waits for it, so the map does not grow
+        # with every incident ever touched; callers for one incident share the live one.
+        self._locks: weakref.WeakValueDictionary[UUID, FairLock] = weakref.WeakValueDictionary()
         self._locks_guard = threading.Lock()
         self.decoded_cache_incidents = settings.aggregate_cache_size or 1
         self._exported: OrderedDict[UUID, list[dict[str, Any]]] = OrderedDict()

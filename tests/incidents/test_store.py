@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 import threading
@@ -162,3 +163,11 @@ def test_writers_waiting_for_one_incident_take_turns_in_arrival_order() -> None:
 def _take(lock: FairLock, order: list[int], n: int) -> None:
     with lock:
         order.append(n)
+
+
+def test_the_locks_of_idle_incidents_are_not_kept(store: IncidentLog) -> None:
+    """A long-running service touches thousands of incidents; their locks must not pile up."""
+    for _ in range(50):
+        new_incident(store, notes=1)
+    gc.collect()
+    assert len(store._locks) == 0  # the service's memory: nothing held once no one writes
