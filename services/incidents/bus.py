@@ -247,11 +247,9 @@ def append_fact(store: IncidentLog, fact: Fact, stream_seq: int, tracker: str) -
 
 
 def register(broker: NatsBroker, store: IncidentLog, settings: Settings) -> None:
-    tracker = facts_tracker(settings.subjects)
-
     # One consumer per kind of fact, each with its own exactly-once tracker: a deadline or a
     # document never waits behind a stuck alert fact.
-    def consume(durable: str, source: str, contract: type[DeadlineFactV1 | DocumentFactV1]) -> None:
+    def consume(durable: str, source: str, contract: type[Fact]) -> None:
         own_tracker = facts_tracker(settings.subjects, durable)
 
         @bus.durable_pull(
@@ -268,19 +266,6 @@ def register(broker: NatsBroker, store: IncidentLog, settings: Settings) -> None
 
             await bus.process(msg, broker, settings, "incidents", handle)
 
+    consume(FACTS_DURABLE, "alert", AlertFactV1)
     consume(DEADLINES_DURABLE, "deadline", DeadlineFactV1)
     consume(DOCUMENTS_DURABLE, "document", DocumentFactV1)
-
-    @bus.durable_pull(
-        broker,
-        durable=FACTS_DURABLE,
-        filter_subject=settings.subjects.all_orgs("alert"),
-        settings=settings,
-    )
-    async def on_alert_fact(msg: NatsMessage) -> None:
-        async def handle(body: bytes, _: dict[str, str]) -> None:
-            fact = AlertFactV1.model_validate_json(body)
-            seq = msg.raw_message.metadata.sequence.stream
-            await asyncio.to_thread(append_fact, store, fact, seq, tracker)
-
-        await bus.process(msg, broker, settings, "incidents", handle)
