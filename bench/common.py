@@ -41,7 +41,6 @@ BUS_LINE = re.compile(r"bus:\s+(nats://\S+)")
 # The demo employee's violence report (alert path, notify): its nearest leader is Lise Nord.
 REPORT: dict[str, Any] = {
     "category": "vold-fysisk",
-    "occurred_at": "2026-11-25T19:00:00+01:00",
     "unit_id": "u-nord",
     "affected": ["p-ansatt"],
     "severity": "high",

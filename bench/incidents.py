@@ -74,7 +74,6 @@ ACTOR = {"id": "p-ln", "name": "Lise Nord"}
 REPORT: dict[str, Any] = {
     "category": "vold-fysisk",
     "title": "Bench",
-    "occurred_at": "2026-11-25T19:00:00+01:00",
     "unit_id": "u-nord",
     "affected": [],
     "severity": "high",
@@ -641,13 +640,7 @@ def threaded_writes(
 
 
 def new_incident(log: IncidentLog) -> UUID:
-    body = {k: v for k, v in REPORT.items() if k != "occurred_at"}
-    incident = log.report(
-        org_id=ORG,
-        actor=ACTOR,
-        data=body,
-        occurred_at=datetime.fromisoformat(str(REPORT["occurred_at"])),
-    )
+    incident = log.report(org_id=ORG, actor=ACTOR, data=dict(REPORT))
     return incident.id
 
 

@@ -23,6 +23,7 @@ from fastapi import FastAPI
 
 from shared.auth import ROLES, issue_token, signing_key
 from shared.canonical import verify_chain
+from shared.clock import SYSTEM_CLOCK, Clock
 from shared.infra import EmbeddedNats
 from shared.settings import Settings
 
@@ -46,29 +47,32 @@ DEMO_LOGINS = (
 )
 
 
-def build_app(name: str, settings: Settings) -> FastAPI:
-    """Each service is built from its own settings class, read from the same environment."""
+def build_app(name: str, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> FastAPI:
+    """Each service is built from its own settings class, read from the same environment.
+
+    `clock` is the service's "now": the system clock, except where a test moves it.
+    """
     values = settings.model_dump()
     if name == "content":
         from services.content.app import create_app as content_app
         from services.content.settings import ContentSettings
 
-        return content_app(ContentSettings(**values))
+        return content_app(ContentSettings(**values), clock)
     if name == "incidents":
         from services.incidents.app import create_app as incidents_app
         from services.incidents.settings import IncidentSettings
 
-        return incidents_app(IncidentSettings(**values))
+        return incidents_app(IncidentSettings(**values), clock)
     if name == "documents":
         from services.documents.app import create_app as documents_app
         from services.documents.settings import DocumentSettings
 
-        return documents_app(DocumentSettings(**values))
+        return documents_app(DocumentSettings(**values), clock)
     if name == "notify":
         from services.notify.app import create_app as notify_app
         from services.notify.settings import NotifySettings
 
-        return notify_app(NotifySettings(**values))
+        return notify_app(NotifySettings(**values), clock)
     raise typer.BadParameter(f"unknown service {name!r}; choose one of {', '.join(SERVICES)}")
 
 

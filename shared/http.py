@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import Principal, TokenError, TokenVerifier
+from shared.clock import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
@@ -82,9 +83,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 _bearer = HTTPBearer(auto_error=False)
 
 
-def caller_dependency(key: str) -> Callable[..., Awaitable[Principal]]:
+def caller_dependency(key: str, clock: Clock = SYSTEM_CLOCK) -> Callable[..., Awaitable[Principal]]:
     """The authenticated caller; the organisation always comes from here, never from the request."""
-    verify = TokenVerifier(key)
+    verify = TokenVerifier(key, clock=clock)
 
     async def caller(
         creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],

@@ -13,9 +13,11 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import nats
@@ -26,12 +28,16 @@ from nats.aio.msg import Msg
 from services.cli import SERVICES, build_app, connect_in_process, seed_demo
 from services.gateway import Gateway
 from shared.auth import issue_token, signing_key
+from shared.clock import SYSTEM_CLOCK, Clock, ManualClock
 from shared.settings import Settings
 
+OSLO = ZoneInfo("Europe/Oslo")
+
+# No `occurred_at`: the API takes the time of the report, so this report is "now" on any day
+# the tests run. `Stack.report` gives one five minutes before the stack's clock.
 REPORT = {
     "category": "vold-fysisk",
     "title": "Slått og truet av bruker under hjemmebesøk",
-    "occurred_at": "2026-11-25T19:00:00+01:00",
     "place": "Storgata 1, Tromsø",
     "unit_id": "u-nord",
     "affected": ["p-ansatt"],
@@ -90,6 +96,11 @@ class BusWatcher:
             await self._changed.wait_for(lambda: predicate(self.events))
 
 
+def minutes_ago(minutes: float, clock: Clock = SYSTEM_CLOCK) -> str:
+    """An RFC 3339 time `minutes` before the clock's now, in Oslo time as a user would give it."""
+    return (clock.now() - timedelta(minutes=minutes)).astimezone(OSLO).isoformat()
+
+
 @dataclass
 class Stack:
     settings: Settings
@@ -97,13 +108,22 @@ class Stack:
     client: httpx.AsyncClient
     alerts: BusWatcher
     tokens: dict[str, str] = field(default_factory=dict)
+    clock: Clock = SYSTEM_CLOCK
 
     def auth(self, who: str = "leader") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
 
+    def advance(self, delta: timedelta) -> None:
+        """Move a ManualClock forward and let notify's timers look at it at once."""
+        assert isinstance(self.clock, ManualClock), "advance() needs running_stack(clock=Manual…)"
+        self.clock.advance(delta)
+        if "notify" in self.apps:
+            self.apps["notify"].state.dispatcher.wake()
+
     async def report(self, **overrides: Any) -> dict[str, Any]:
+        report = {**REPORT, "occurred_at": minutes_ago(5, self.clock), **overrides}
         response = await self.client.post(
-            "/api/v1/incidents", json={**REPORT, **overrides}, headers=self.auth("reporter")
+            "/api/v1/incidents", json=report, headers=self.auth("reporter")
         )
         assert response.status_code == 201, response.text
         body: dict[str, Any] = response.json()
@@ -134,22 +154,26 @@ class Stack:
         return body
 
 
-def demo_tokens(settings: Settings) -> dict[str, str]:
+def demo_tokens(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> dict[str, str]:
+    """Tokens issued at the stack's now: a token from the real clock would be expired (or not
+    yet issued) for services whose clock the test has moved."""
     key = signing_key(settings)
-    return {
-        "leader": issue_token(
-            key, org_id="demo", person_id="p-ln", name="Lise Nord", roles=["leader"]
-        ),
-        "reporter": issue_token(
-            key, org_id="demo", person_id="p-ansatt", name="Ali Ansatt", roles=["reporter"]
-        ),
-        "admin": issue_token(
-            key, org_id="demo", person_id="p-admin", name="Astrid Admin", roles=["admin"]
-        ),
-        "other_org": issue_token(
-            key, org_id="other", person_id="p-x", name="Xavier Annen", roles=["leader", "admin"]
-        ),
+    people = {
+        "leader": ("demo", "p-ln", "Lise Nord", ["leader"]),
+        "reporter": ("demo", "p-ansatt", "Ali Ansatt", ["reporter"]),
+        "admin": ("demo", "p-admin", "Astrid Admin", ["admin"]),
+        "other_org": ("other", "p-x", "Xavier Annen", ["leader", "admin"]),
     }
+    return {
+        who: issue_token(
+            key, org_id=org, person_id=person, name=name, roles=roles, ttl=TOKEN_TTL, clock=clock
+        )
+        for who, (org, person, name, roles) in people.items()
+    }
+
+
+# Long enough for any test, including one whose ManualClock jumps weeks ahead.
+TOKEN_TTL = timedelta(days=400)
 
 
 def stack_settings(nats_url: str, data_dir: Path, **extra: Any) -> Settings:
@@ -160,11 +184,20 @@ def stack_settings(nats_url: str, data_dir: Path, **extra: Any) -> Settings:
 
 @contextlib.asynccontextmanager
 async def running_stack(
-    nats_url: str, data_dir: Path, services: tuple[str, ...] = SERVICES, **extra: Any
+    nats_url: str,
+    data_dir: Path,
+    services: tuple[str, ...] = SERVICES,
+    clock: Clock = SYSTEM_CLOCK,
+    clocks: dict[str, Clock] | None = None,
+    **extra: Any,
 ) -> AsyncIterator[Stack]:
-    """The services in this process behind the gateway; leave one out to run it as a process."""
+    """The services in this process behind the gateway; leave one out to run it as a process.
+
+    `clock` is every service's now; `clocks` gives single services their own (hosts whose
+    clocks differ). Tokens are issued by `clock`.
+    """
     settings = stack_settings(nats_url, data_dir, **extra)
-    apps = {name: build_app(name, settings) for name in services}
+    apps = {name: build_app(name, settings, (clocks or {}).get(name, clock)) for name in services}
     connect_in_process(apps)
     if "notify" in apps:
         seed_demo(apps["notify"])
@@ -182,7 +215,7 @@ async def running_stack(
             async with httpx.AsyncClient(
                 transport=transport, base_url="http://kriselogg"
             ) as client:
-                yield Stack(settings, apps, client, watcher, demo_tokens(settings))
+                yield Stack(settings, apps, client, watcher, demo_tokens(settings, clock), clock)
     finally:
         await watcher.stop()
 

@@ -27,6 +27,7 @@ from starlette.staticfiles import StaticFiles
 from services.content.domain import Catalogue, LocalAddition, SearchIndex
 from services.content.store import LocalStore
 from shared.auth import Principal, TokenError, TokenVerifier
+from shared.clock import Clock
 from shared.http import Problem, RateLimit
 from shared.labels import MEASURE_STATUS_TITLES as STATUS_TITLES
 from shared.labels import PHASE_TITLES, ROLE_TITLES, SEVERITY_TITLES
@@ -447,8 +448,8 @@ async def close_client(app: FastAPI) -> None:
         await client.aclose()
 
 
-def _now_local(zone: ZoneInfo) -> str:
-    return datetime.now(zone).strftime("%Y-%m-%dT%H:%M")
+def _now_local(clock: Clock, zone: ZoneInfo) -> str:
+    return clock.now().astimezone(zone).strftime("%Y-%m-%dT%H:%M")
 
 
 def _aware(value: str, zone: ZoneInfo) -> str | None:
@@ -488,11 +489,12 @@ def portal_router(
     oidc_configured: bool,
     secure_cookies: bool,
     timezone: str,
+    clock: Clock,
 ) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     zone = ZoneInfo(timezone)
     env = build_environment(zone)
-    verify = TokenVerifier(key)
+    verify = TokenVerifier(key, clock=clock)
 
     def who(request: Request) -> tuple[Principal, Api]:
         token = request.cookies.get(TOKEN_COOKIE, "")
@@ -610,7 +612,7 @@ def portal_router(
     def report_defaults(me: Principal) -> dict[str, Any]:
         return {
             "category": "vold-fysisk",
-            "occurred_at": _now_local(zone),
+            "occurred_at": _now_local(clock, zone),
             "unit_id": "u-nord" if me.org_id == "demo" else "",
             "severity": "high",
             "affected_me": me.has_any("reporter"),

@@ -13,6 +13,7 @@ from services.content import api
 from services.content.settings import ContentSettings
 from services.content.store import LocalStore, load_catalogue
 from shared.auth import signing_key
+from shared.clock import SYSTEM_CLOCK, Clock
 from shared.http import (
     caller_dependency,
     health_router,
@@ -22,12 +23,12 @@ from shared.http import (
 from shared.oidc import OidcClient, oidc_config_from_env
 
 
-def create_app(settings: ContentSettings | None = None) -> FastAPI:
+def create_app(settings: ContentSettings | None = None, clock: Clock = SYSTEM_CLOCK) -> FastAPI:
     settings = settings or ContentSettings()
     # A broken catalogue stops the service at start: better no guidance than wrong guidance.
     catalogue = load_catalogue()
     index = catalogue.search_index
-    local = LocalStore(settings.service_dir("content") / "content.sqlite")
+    local = LocalStore(settings.service_dir("content") / "content.sqlite", clock)
     key = signing_key(settings)
     oidc_config = oidc_config_from_env()
     http = httpx.AsyncClient(timeout=10.0)
@@ -52,7 +53,7 @@ def create_app(settings: ContentSettings | None = None) -> FastAPI:
     install_problem_handlers(app)
     install_hardening(app, settings.cors_origins)
     app.include_router(health_router({"catalogue": catalogue_ready, "store": store_ready}))
-    app.include_router(api.build_router(catalogue, index, local, caller_dependency(key)))
+    app.include_router(api.build_router(catalogue, index, local, caller_dependency(key, clock)))
     # `kriselogg up` with its demo sets this list; nothing else ever does.
     app.state.dev_people = None
     app.include_router(
@@ -74,6 +75,7 @@ def create_app(settings: ContentSettings | None = None) -> FastAPI:
             oidc_configured=oidc is not None,
             secure_cookies=settings.public_url.startswith("https://"),
             timezone=settings.timezone,
+            clock=clock,
         )
     )
     api.mount_static(app)

@@ -6,13 +6,13 @@ from __future__ import annotations
 import functools
 import json
 import uuid
-from datetime import UTC, datetime
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
 from services.content.domain import Catalogue, load
+from shared.clock import SYSTEM_CLOCK, Clock
 from shared.sqlite import SqliteStore
 
 
@@ -59,8 +59,9 @@ class LocalStore(SqliteStore):
     never appear in another's view, whatever id is asked for.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, clock: Clock = SYSTEM_CLOCK) -> None:
         super().__init__(path, SCHEMA)
+        self.clock = clock
 
     def add(
         self, org_id: str, subtheme_id: str, kind: str, body: dict[str, Any], created_by: str
@@ -71,7 +72,7 @@ class LocalStore(SqliteStore):
             "kind": kind,
             **body,
             "created_by": created_by,
-            "created_at": datetime.now(UTC).isoformat(),
+            "created_at": self.clock.now().isoformat(),
         }
         with self._lock:
             self._db.execute(

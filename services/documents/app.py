@@ -22,6 +22,7 @@ from services.documents.settings import DocumentSettings
 from services.documents.store import AnchorStore, Archive, IncidentSource, LogForms, PdfConverter
 from shared import bus
 from shared.auth import signing_key
+from shared.clock import SYSTEM_CLOCK, Clock
 from shared.http import (
     caller_dependency,
     health_router,
@@ -31,10 +32,10 @@ from shared.http import (
 from shared.schemas import DocumentFactV1
 
 
-def create_app(settings: DocumentSettings | None = None) -> FastAPI:
+def create_app(settings: DocumentSettings | None = None, clock: Clock = SYSTEM_CLOCK) -> FastAPI:
     settings = settings or DocumentSettings()
     home = settings.service_dir("documents")
-    anchors = AnchorStore(home / "anchors.sqlite")
+    anchors = AnchorStore(home / "anchors.sqlite", clock)
     archive = Archive(home / "archive")
     work = home / "work"
     work.mkdir(exist_ok=True)
@@ -96,7 +97,7 @@ def create_app(settings: DocumentSettings | None = None) -> FastAPI:
     app.include_router(
         health_router({"store": archive_ready, "bus": bus_ready, "incidents": incidents_ready})
     )
-    app.include_router(api.build_router(forms, archive, caller_dependency(key)))
+    app.include_router(api.build_router(forms, archive, caller_dependency(key, clock)))
     app.state.anchors = anchors
     app.state.archive = archive
     return app

@@ -68,7 +68,7 @@ def register(
         # The chain up to the closing must be anchored first, or a verify could still race it.
         await asyncio.to_thread(anchors.wait_for, event.org_id, event.incident_id, event.seq, 10)
         token = issue_token(key, org_id=event.org_id, person_id=SYSTEM.id, name=SYSTEM.name,
-                            roles=["auditor"])  # fmt: skip
+                            roles=["auditor"], clock=anchors.clock)  # fmt: skip
         for fmt in ("docx", "pdf"):
             filename = f"loggskjema-endelig-{event.seq}.{fmt}"
             if await asyncio.to_thread(archive.has, event.org_id, event.incident_id, filename):

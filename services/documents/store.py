@@ -23,6 +23,7 @@ import httpx
 
 from services.documents.domain import log_context, render_docx
 from shared.canonical import verify_chain
+from shared.clock import SYSTEM_CLOCK, Clock
 from shared.schemas import Actor, DocumentFactV1
 from shared.sqlite import SqliteStore
 
@@ -34,8 +35,9 @@ CREATE TABLE IF NOT EXISTS anchors (
 
 
 class AnchorStore(SqliteStore):
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, clock: Clock = SYSTEM_CLOCK) -> None:
         super().__init__(path, SCHEMA)
+        self.clock = clock
         self._changed = threading.Condition()
 
     def anchor(self, org_id: str, incident_id: str, seq: int, hash_: str) -> None:
@@ -45,7 +47,7 @@ class AnchorStore(SqliteStore):
                 "INSERT INTO anchors VALUES (?, ?, ?, ?, ?) ON CONFLICT (incident_id) DO UPDATE "
                 "SET seq = excluded.seq, hash = excluded.hash, anchored_at = excluded.anchored_at "
                 "WHERE excluded.seq > anchors.seq",
-                (incident_id, org_id, seq, hash_, datetime.now(UTC).isoformat()),
+                (incident_id, org_id, seq, hash_, self.clock.now().isoformat()),
             )
         with self._changed:
             self._changed.notify_all()
@@ -353,7 +355,7 @@ class LogForms:
             fact_id=fact_id or f"{incident_id}:document:{uuid.uuid4().hex}",
             incident_id=incident_id,
             org_id=org_id,
-            at=datetime.now(UTC),
+            at=self.anchors.clock.now(),
             format=fmt,  # type: ignore[arg-type]
             as_of_seq=as_of_seq,
             head_hash=head,

@@ -40,7 +40,10 @@ class ReportIn(Strict):
     category: Slug = Field(description="Guidance sub-theme id, e.g. vold-fysisk")
     title: Line
     description: Text | None = None
-    occurred_at: AwareDatetime
+    occurred_at: AwareDatetime | None = Field(
+        None,
+        description="When it happened, with a time zone; left out, the time of the report",
+    )
     place: Line | None = None
     unit_id: Slug
     affected: list[Slug] = Field(default_factory=list, max_length=50)

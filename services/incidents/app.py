@@ -15,6 +15,7 @@ from services.incidents.settings import IncidentSettings
 from services.incidents.store import AccessLog, DamagedLog, IncidentLog, StoreClosed
 from shared import bus
 from shared.auth import signing_key
+from shared.clock import SYSTEM_CLOCK, Clock
 from shared.http import (
     caller_dependency,
     health_router,
@@ -24,14 +25,14 @@ from shared.http import (
 )
 
 
-def create_app(settings: IncidentSettings | None = None) -> FastAPI:
+def create_app(settings: IncidentSettings | None = None, clock: Clock = SYSTEM_CLOCK) -> FastAPI:
     settings = settings or IncidentSettings()
-    store = IncidentLog(settings)
+    store = IncidentLog(settings, clock)
     broker = bus.make_broker(settings, "incidents")
     relay = incident_bus.Relay(store, broker, settings.subjects)
     store.on_saved = relay.wake
     incident_bus.register(broker, store, settings)
-    access = AccessLog(settings.service_dir("incidents") / "access.sqlite")
+    access = AccessLog(settings.service_dir("incidents") / "access.sqlite", clock)
     directory = bus.DirectoryWatch()
 
     @contextlib.asynccontextmanager
@@ -101,12 +102,13 @@ def create_app(settings: IncidentSettings | None = None) -> FastAPI:
     app.include_router(
         api.build_router(
             store,
-            caller_dependency(signing_key(settings)),
+            caller_dependency(signing_key(settings), clock),
             anchor_lookup,
             directory.tree,
             access,
         )
     )
+    app.state.clock = clock
     app.state.store = store
     app.state.directory = directory
     app.state.relay = relay

@@ -16,7 +16,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 from uuid import UUID
@@ -30,6 +30,7 @@ from psycopg.conninfo import conninfo_to_dict
 from services.incidents.domain import Incident
 from services.incidents.settings import IncidentSettings
 from shared.canonical import GENESIS_HASH, ChainReport, verify_chain
+from shared.clock import SYSTEM_CLOCK, Clock
 from shared.policy import IncidentFacts
 from shared.sqlite import SqliteStore
 
@@ -233,7 +234,8 @@ class IncidentLog(Application[UUID]):
     name = "incidents"
     snapshotting_intervals = {Incident: 100}  # noqa: RUF012 -- the library's class attribute
 
-    def __init__(self, settings: IncidentSettings) -> None:
+    def __init__(self, settings: IncidentSettings, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.clock = clock  # gives each event its recorded_at
         type(self).snapshotting_intervals = {Incident: settings.snapshot_interval}
         # The library reads os.environ too; pass everything explicitly so tests can run two stores.
         super().__init__(env=eventsourcing_env(settings))
@@ -474,10 +476,17 @@ class IncidentLog(Application[UUID]):
 
     @_guarded
     def report(
-        self, *, org_id: str, actor: dict[str, str], data: dict[str, Any], occurred_at: datetime
+        self,
+        *,
+        org_id: str,
+        actor: dict[str, str],
+        data: dict[str, Any],
+        occurred_at: datetime | None = None,
     ) -> Incident:
+        """Open an incident; without `occurred_at` it happened when it was reported."""
+        now = self.clock.now()
         incident = Incident.report(
-            org_id=org_id, actor=actor, data=data, occurred_at=occurred_at, now=datetime.now(UTC)
+            org_id=org_id, actor=actor, data=data, occurred_at=occurred_at or now, now=now
         )
         self.save(incident)
         self.on_saved()
@@ -509,7 +518,7 @@ class IncidentLog(Application[UUID]):
                 if incident is None:
                     return None
                 incident.record(
-                    kind, actor=actor, data=data, occurred_at=occurred_at, now=datetime.now(UTC)
+                    kind, actor=actor, data=data, occurred_at=occurred_at, now=self.clock.now()
                 )
                 # Application.save() without a way to pass the tracking record; same steps.
                 processing = ProcessingEvent[UUID](tracking=tracking)
@@ -640,14 +649,15 @@ class AccessLog(SqliteStore):
     that is read. A plain SQLite file in the service's data dir.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, clock: Clock = SYSTEM_CLOCK) -> None:
         super().__init__(path, ACCESS_SCHEMA)
+        self.clock = clock
 
     def record(self, org_id: str, incident_id: str, person_id: str, name: str, action: str) -> None:
         with self._lock:
             self._db.execute(
                 "INSERT INTO reads VALUES (?, ?, ?, ?, ?, ?)",
-                (org_id, incident_id, person_id, name, action, datetime.now(UTC).isoformat()),
+                (org_id, incident_id, person_id, name, action, self.clock.now().isoformat()),
             )
 
     def reads(self, org_id: str, incident_id: str) -> list[dict[str, str]]:

@@ -8,16 +8,14 @@ acknowledged would stop the escalation before any person had read the alert.
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from html import escape
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, Query
 from fastapi.responses import HTMLResponse
 
 from services.notify.domain import Directory, Resolver, check_ack
-from services.notify.store import NotifyStore, alert_fact, now
+from services.notify.store import NotifyStore, alert_fact
 from shared.auth import Principal
 from shared.http import Problem, RateLimit
 from shared.subjects import Subjects
@@ -35,7 +33,6 @@ def build_router(
     """`wake` nudges the dispatcher to publish a new fact now rather than at its next timer."""
     router = APIRouter(prefix="/api/v1", tags=["notify"])
     Caller = Annotated[Principal, Depends(caller)]
-    zone = ZoneInfo(timezone)
 
     @router.put("/directory")
     async def put_directory(body: Directory, who: Caller) -> dict[str, Any]:
@@ -76,7 +73,7 @@ def build_router(
         directory = store.directory(who.org_id)
         if directory is None or all(u.id != unit_id for u in directory.units):
             raise Problem(404, "Unit not found", f"No unit {unit_id} in your organisation.")
-        res = Resolver(directory).resolve(unit_id, datetime.now(zone).date())
+        res = Resolver(directory).resolve(unit_id, store.clock.today(timezone))
         return {
             "leaders": [
                 {"person_id": r.person.id, "name": r.person.name, "role": r.role, "unit": r.unit_id}
@@ -123,10 +120,11 @@ def build_router(
         alert = await asyncio.to_thread(store.alert, org_id, alert_id)
         if alert is None:
             raise Problem(404, "Alert not found", f"No alert {alert_id} in your organisation.")
+        at = store.clock.now()
         fact = alert_fact(
-            "AlertAcknowledged", alert, subjects.subject(org_id, "alert", "AlertAcknowledged")
+            "AlertAcknowledged", alert, subjects.subject(org_id, "alert", "AlertAcknowledged"), at
         )
-        updated = await asyncio.to_thread(store.acknowledge, org_id, alert_id, now(), fact)
+        updated = await asyncio.to_thread(store.acknowledge, org_id, alert_id, at, fact)
         wake()
         assert updated is not None
         return {
@@ -150,7 +148,7 @@ def build_router(
 
     def signed(alert_id: str, expires: int, sig: str) -> dict[str, Any]:
         alert = store.alert_by_id(alert_id)
-        if alert is None or not check_ack(ack_key, alert_id, expires, sig):
+        if alert is None or not check_ack(ack_key, alert_id, expires, sig, store.clock.time()):
             raise Problem(
                 404,
                 "Link not valid",

@@ -15,6 +15,7 @@ from services.notify.settings import NotifySettings
 from services.notify.store import NotifyStore
 from shared import bus
 from shared.auth import signing_key
+from shared.clock import SYSTEM_CLOCK, Clock
 from shared.http import (
     caller_dependency,
     health_router,
@@ -23,12 +24,12 @@ from shared.http import (
 )
 
 
-def create_app(settings: NotifySettings | None = None) -> FastAPI:
+def create_app(settings: NotifySettings | None = None, clock: Clock = SYSTEM_CLOCK) -> FastAPI:
     settings = settings or NotifySettings()
-    store = NotifyStore(settings.service_dir("notify") / "notify.sqlite")
+    store = NotifyStore(settings.service_dir("notify") / "notify.sqlite", clock)
     broker = bus.make_broker(settings, "notify")
     key = signing_key(settings)
-    channels = notify_bus.Channels(settings, key)
+    channels = notify_bus.Channels(settings, key, clock)
     dispatcher = notify_bus.Dispatcher(store, broker, settings, channels)
     notify_bus.register(broker, store, dispatcher, settings)
 
@@ -68,7 +69,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
     app.include_router(
         api.build_router(
             store,
-            caller_dependency(key),
+            caller_dependency(key, clock),
             settings.timezone,
             settings.subjects,
             channels.ack_key,
@@ -76,6 +77,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
             share,
         )
     )
+    app.state.clock = clock
     app.state.store = store
     app.state.dispatcher = dispatcher
     app.state.broker = broker

@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import json
 import logging
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -46,9 +45,9 @@ from services.notify.store import (
     NotifyStore,
     OutboxFact,
     alert_fact,
-    now,
 )
 from shared import bus
+from shared.clock import Clock
 from shared.labels import SEVERITY_TITLES
 from shared.schemas import Actor, AlertFactV1, DeadlineFactV1, IncidentEventV1
 from shared.settings import Settings
@@ -123,8 +122,9 @@ class DeliveryError(Exception):
 class Channels:
     """E-mail over SMTP, a signed JSON webhook and an SMS gateway over HTTP."""
 
-    def __init__(self, settings: Settings, secret: str) -> None:
+    def __init__(self, settings: Settings, secret: str, clock: Clock) -> None:
         self.settings = settings
+        self.clock = clock
         self.zone = ZoneInfo(settings.timezone)
         self.ack_key = link_key(secret, "ack")
         self.webhook_key = (
@@ -143,7 +143,7 @@ class Channels:
         await self._http.aclose()
 
     def ack_link(self, alert: str) -> str:
-        expires = int(time.time()) + self.settings.ack_link_days * 86400
+        expires = int(self.clock.time()) + self.settings.ack_link_days * 86400
         sig = sign_ack(self.ack_key, alert, expires)
         return f"{self.settings.public_url}/api/v1/alerts/{alert}/ack?expires={expires}&sig={sig}"
 
@@ -291,6 +291,7 @@ class Dispatcher:
         self, store: NotifyStore, broker: NatsBroker, settings: Settings, channels: Channels
     ) -> None:
         self.store = store
+        self.clock = store.clock
         self.broker = broker
         self.settings = settings
         self.names = settings.subjects
@@ -323,12 +324,12 @@ class Dispatcher:
                 await asyncio.sleep(min(0.1 * 2**failures, 5.0))
                 continue
             due = await asyncio.to_thread(self.store.next_due)
-            wait = 5.0 if due is None else (due - now()).total_seconds()
+            wait = 5.0 if due is None else (due - self.clock.now()).total_seconds()
             if wait > 0:
                 await bus.wait_for_wake(self._wake, min(wait, 5.0))
 
     async def tick(self) -> None:
-        at = now()
+        at = self.clock.now()
         await asyncio.to_thread(
             self.store.escalate_due, at, self.window, self._next_alert, self._escalation_facts
         )
@@ -363,6 +364,7 @@ class Dispatcher:
                 "AlertEscalated",
                 e.from_alert,
                 self.subject(e.from_alert["org_id"], "AlertEscalated"),
+                self.clock.now(),
                 reason=reason,
             )
         ]
@@ -402,7 +404,7 @@ class Dispatcher:
 
     async def attempt(self, alert: Alert) -> None:
         contact, wait = self._channel_for(alert)
-        started = now()
+        started = self.clock.now()
         error: str | None = None
         try:
             await asyncio.wait_for(
@@ -416,9 +418,10 @@ class Dispatcher:
                 "RecipientAlerted",
                 alert.__dict__,
                 self.subject(alert.org_id, "RecipientAlerted"),
+                self.clock.now(),
                 channel=contact.channel,
             )
-        retry = now() + timedelta(seconds=wait) if error else None
+        retry = self.clock.now() + timedelta(seconds=wait) if error else None
         await asyncio.to_thread(
             self.store.attempt_done, alert, contact.channel, started, error, retry, fact
         )
@@ -456,14 +459,13 @@ def plan_report(
     dispatcher: Dispatcher,
 ) -> dict[str, Any]:
     """Everything one report sets in motion, as rows and facts (pure apart from the clock)."""
-    zone = ZoneInfo(settings.timezone)
     data = event.data
     occurred_at = datetime.fromisoformat(event.occurred_at or event.recorded_at)
     reported_at = datetime.fromisoformat(event.recorded_at)
     resolver = Resolver(directory)
     resolution = resolver.resolve(
         str(data.get("unit_id", "")),
-        datetime.now(zone).date(),
+        dispatcher.clock.today(settings.timezone),
         [str(p) for p in data.get("affected", [])],
     )
     units = {u.id: u.name for u in directory.units}
@@ -480,7 +482,7 @@ def plan_report(
     }
     available = dispatcher.channels.available
     chain = [chain_entry(r, available) for r in resolution.leaders]
-    at = now()
+    at = dispatcher.clock.now()
     escalate_at = at + dispatcher.window
     first: list[tuple[Responder, datetime | None]] = []
     if resolution.leaders:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from services.notify.domain import Directory
+from shared.clock import SYSTEM_CLOCK, Clock
 from shared.schemas import Actor, AlertFactV1
 from shared.sqlite import SqliteStore
 
@@ -161,8 +162,9 @@ def _contacts_json(contacts: Sequence[Contact]) -> str:
 
 
 class NotifyStore(SqliteStore):
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, clock: Clock = SYSTEM_CLOCK) -> None:
         super().__init__(path, SCHEMA, rows_as_dicts=True)
+        self.clock = clock
 
     # --- directory ------------------------------------------------------------------------
 
@@ -173,7 +175,7 @@ class NotifyStore(SqliteStore):
             db.execute(
                 "INSERT INTO directories VALUES (?, ?, ?) ON CONFLICT (org_id) DO UPDATE "
                 "SET body = excluded.body, updated_at = excluded.updated_at",
-                (directory.org.id, directory.model_dump_json(by_alias=True), ts(now())),
+                (directory.org.id, directory.model_dump_json(by_alias=True), ts(self.clock.now())),
             )
 
     def directories(self) -> list[Directory]:
@@ -214,7 +216,7 @@ class NotifyStore(SqliteStore):
                     json.dumps(summary, ensure_ascii=False),
                     json.dumps(chain, ensure_ascii=False),
                     first_in_chain,
-                    ts(now()),
+                    ts(self.clock.now()),
                 ),
             ).rowcount
             if not created:
@@ -234,9 +236,8 @@ class NotifyStore(SqliteStore):
             self._insert_facts(db, facts)
         return True
 
-    @staticmethod
-    def _insert_alert(db: sqlite3.Connection, a: NewAlert) -> None:
-        at = now()
+    def _insert_alert(self, db: sqlite3.Connection, a: NewAlert) -> None:
+        at = self.clock.now()
         db.execute(
             "INSERT OR IGNORE INTO alerts (id, org_id, incident_id, kind, role, person_id,"
             " person_name, contacts, status, attempts, next_attempt_at, escalate_at, deadline_id,"
@@ -249,12 +250,11 @@ class NotifyStore(SqliteStore):
             ),
         )  # fmt: skip
 
-    @staticmethod
-    def _insert_facts(db: sqlite3.Connection, facts: Sequence[OutboxFact]) -> None:
+    def _insert_facts(self, db: sqlite3.Connection, facts: Sequence[OutboxFact]) -> None:
         for fact in facts:
             db.execute(
                 "INSERT OR IGNORE INTO outbox VALUES (?, ?, ?, ?, ?, NULL)",
-                (fact.fact_id, fact.org_id, fact.subject, fact.body, ts(now())),
+                (fact.fact_id, fact.org_id, fact.subject, fact.body, ts(self.clock.now())),
             )
 
     # --- delivery -------------------------------------------------------------------------
@@ -265,7 +265,7 @@ class NotifyStore(SqliteStore):
             return db.execute(
                 "UPDATE alerts SET status = 'pending', next_attempt_at = ?"
                 " WHERE status = 'sending'",
-                (ts(now()),),
+                (ts(self.clock.now()),),
             ).rowcount
 
     def claim_due(self, at: datetime, hold: timedelta, limit: int = 50) -> list[Alert]:
@@ -312,7 +312,7 @@ class NotifyStore(SqliteStore):
         fact: OutboxFact | None,
     ) -> None:
         """Record one attempt and its outcome; a delivered alert's fact goes to the outbox."""
-        at = now()
+        at = self.clock.now()
         with self._tx() as db:
             n = alert.attempts + 1
             db.execute(
@@ -523,7 +523,10 @@ class NotifyStore(SqliteStore):
 
     def mark_published(self, fact_id: str) -> None:
         with self._tx() as db:
-            db.execute("UPDATE outbox SET published_at = ? WHERE fact_id = ?", (ts(now()), fact_id))
+            db.execute(
+                "UPDATE outbox SET published_at = ? WHERE fact_id = ?",
+                (ts(self.clock.now()), fact_id),
+            )
 
     # --- reading, for the API -------------------------------------------------------------
 
@@ -568,12 +571,13 @@ class NotifyStore(SqliteStore):
             ]
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
 def alert_fact(
-    kind: str, alert: Mapping[str, Any], subject: str, channel: str = "", **extra: Any
+    kind: str,
+    alert: Mapping[str, Any],
+    subject: str,
+    at: datetime,
+    channel: str = "",
+    **extra: Any,
 ) -> OutboxFact:
     fact = AlertFactV1(
         fact_id=f"{alert['id']}:{kind}",
@@ -581,7 +585,7 @@ def alert_fact(
         alert_id=alert["id"],
         incident_id=alert["incident_id"],
         org_id=alert["org_id"],
-        at=datetime.now(UTC),
+        at=at,
         recipient=Actor(id=alert["person_id"], name=alert["person_name"]),
         role=alert["role"],
         channel=channel or alert.get("channel") or "",

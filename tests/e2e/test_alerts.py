@@ -11,9 +11,11 @@ import re
 import secrets
 import signal
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -31,6 +33,17 @@ NEXT_UP = "hanne.leder@demo.example"  # leader of the parent unit u-hjemme
 SCHOOL = "ola.skoleleder@demo.example"  # leader of u-skole
 TOP = "kari.direktor@demo.example"  # leader of the top unit
 ESCALATION_SECONDS = 2
+
+
+DAYS = ("mandag", "tirsdag", "onsdag", "torsdag", "fredag", "lørdag", "søndag")
+MONTHS = ("januar", "februar", "mars", "april", "mai", "juni", "juli", "august", "september",
+          "oktober", "november", "desember")  # fmt: skip
+
+
+def norwegian(moment: datetime) -> str:
+    """'onsdag 25. november 2026 kl. 19.00': how a reader in Norway expects a time, in Oslo."""
+    t = moment.astimezone(ZoneInfo("Europe/Oslo"))
+    return f"{DAYS[t.weekday()]} {t.day}. {MONTHS[t.month - 1]} {t.year} kl. {t:%H.%M}"
 
 
 def body(message: EmailMessage) -> str:
@@ -69,7 +82,8 @@ async def test_violence_report_is_mailed_escalated_and_acknowledged(
     alerting: Stack, mail: MailSink
 ) -> None:
     stack = alerting
-    incident_id = (await stack.report())["id"]
+    occurred = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=7)
+    incident_id = (await stack.report(occurred_at=occurred.isoformat()))["id"]
 
     # The nearest present leader and the safety rep are e-mailed at once.
     await mail.wait_for(lambda m: {LEADER, SAFETY_REP} <= {x["To"] for x in m})
@@ -78,7 +92,7 @@ async def test_violence_report_is_mailed_escalated_and_acknowledged(
     assert first["Subject"] == f"Varsel fra kriselogg: {REPORT['title']}"
     assert "Hei Lise Nord" in text and "nærmeste leder" in text
     assert "Storgata 1, Tromsø" in text and "Hjemmetjenesten nord" in text  # where
-    assert "onsdag 25. november 2026 kl. 19.00" in text  # when, in Oslo time
+    assert f"Når: {norwegian(occurred)}" in text  # when, in Oslo time
     assert "Meldt av: Ali Ansatt" in text  # who reported
     assert f"http://kriselogg/incidents/{incident_id}" in text
     assert "neste leder" in text  # she is told what happens without an answer

@@ -1,7 +1,7 @@
 """Reminders reach the responsible person before a deadline, and not once it is met.
 
-The dispatcher's clock is moved forward instead of waiting: every timer is a row compared with
-"now", so the same code runs as it would half an hour later.
+The stack runs on a ManualClock, moved forward instead of waiting: every timer is a row compared
+with the clock's "now", so the same code runs as it would half an hour later.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import services.notify.bus as notify_bus
+from shared.clock import ManualClock
 from shared.infra import free_port
 from tests.support import MailSink, running_stack
 
@@ -27,10 +27,16 @@ def mail() -> Iterator[MailSink]:
 
 
 async def test_the_leader_is_reminded_before_the_inspectorate_deadline(
-    nats_url: str, tmp_path: Path, mail: MailSink, monkeypatch: pytest.MonkeyPatch
+    nats_url: str, tmp_path: Path, mail: MailSink
 ) -> None:
+    clock = ManualClock(datetime.now(UTC))
     async with running_stack(
-        nats_url, tmp_path, smtp_host="127.0.0.1", smtp_port=mail.port, escalation_seconds=3600
+        nats_url,
+        tmp_path,
+        clock=clock,
+        smtp_host="127.0.0.1",
+        smtp_port=mail.port,
+        escalation_seconds=3600,
     ) as stack:
         # A serious injury: the inspectorate and the police must be told within the hour.
         incident_id = (await stack.report(facts={"injury": True, "serious_injury": True}))["id"]
@@ -45,10 +51,10 @@ async def test_the_leader_is_reminded_before_the_inspectorate_deadline(
         )  # fmt: skip
         assert met.status_code == 201
 
+        # Nothing is reminded while the clock stands still: no duty is due within the minute.
+        assert not any(m["Subject"].startswith("Påminnelse") for m in mail.messages)
         # Half an hour before the deadline the reminder is due: move the clock there.
-        later = datetime.now(UTC) + timedelta(minutes=31)
-        monkeypatch.setattr(notify_bus, "now", lambda: later)
-        stack.apps["notify"].state.dispatcher.wake()
+        stack.advance(timedelta(minutes=31))
         await mail.wait_for(
             lambda m: any(x["Subject"].startswith("Påminnelse") and x["To"] == LEADER for x in m)
         )

@@ -8,6 +8,7 @@ from typing import Any
 from services.notify.bus import Channels, Dispatcher
 from services.notify.domain import check_ack
 from services.notify.store import Alert, Contact, NotifyStore
+from shared.clock import SYSTEM_CLOCK
 from shared.settings import Settings
 
 SUMMARY = {
@@ -35,7 +36,7 @@ def alert(kind: str = "alert", attempts: int = 0, contacts: int = 2) -> Alert:
 
 def channels(tmp_path: Path, **extra: Any) -> Channels:
     settings = Settings(data_dir=tmp_path, public_url="https://krise.example", **extra)
-    return Channels(settings, "a-secret-key")
+    return Channels(settings, "a-secret-key", SYSTEM_CLOCK)
 
 
 def test_an_alert_says_what_where_when_who_and_how_to_answer(tmp_path: Path) -> None:
@@ -50,8 +51,13 @@ def test_an_alert_says_what_where_when_who_and_how_to_answer(tmp_path: Path) -> 
     assert "innen 15 minutter, varsles neste leder" in text
     link = next(w for w in text.split() if "/ack?" in w)
     query = dict(p.split("=", 1) for p in link.split("?", 1)[1].split("&"))
-    assert check_ack(c.ack_key, "a-1", int(query["expires"]), query["sig"])
-    assert not check_ack(c.ack_key, "a-2", int(query["expires"]), query["sig"])
+    now = c.clock.time()
+    assert check_ack(c.ack_key, "a-1", int(query["expires"]), query["sig"], now)
+    assert not check_ack(c.ack_key, "a-2", int(query["expires"]), query["sig"], now)
+    # The link is valid for ACK_LINK_DAYS (default 7), not a second longer.
+    week = 7 * 86400
+    assert check_ack(c.ack_key, "a-1", int(query["expires"]), query["sig"], now + week - 5)
+    assert not check_ack(c.ack_key, "a-1", int(query["expires"]), query["sig"], now + week + 5)
 
 
 def test_a_reminder_names_the_duty_its_basis_and_the_deadline(tmp_path: Path) -> None:

@@ -16,7 +16,9 @@ from services.notify.store import (
     OutboxFact,
     alert_fact,
 )
+from shared.clock import ManualClock
 
+# Every store here runs on a clock frozen at T0: the timers are compared with it, not today.
 T0 = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
 WINDOW = timedelta(minutes=15)
 CHAIN = [
@@ -56,13 +58,13 @@ def plan(store: NotifyStore, remind_at: datetime = T0 + timedelta(days=1)) -> bo
 
 def escalate(store: NotifyStore, at: datetime) -> list[Escalation]:
     def facts(e: Escalation) -> list[OutboxFact]:
-        return [alert_fact("AlertEscalated", e.from_alert, "s.alert", reason="test")]
+        return [alert_fact("AlertEscalated", e.from_alert, "s.alert", T0, reason="test")]
 
     return store.escalate_due(at, WINDOW, lambda _, entry, esc: leader_alert(entry, esc), facts)
 
 
 def test_a_redelivered_report_plans_nothing_new(tmp_path: Path) -> None:
-    store = NotifyStore(tmp_path / "n.sqlite")
+    store = NotifyStore(tmp_path / "n.sqlite", ManualClock(T0))
     assert plan(store) is True
     assert plan(store) is False
     assert store.alert_count() == 1
@@ -70,12 +72,12 @@ def test_a_redelivered_report_plans_nothing_new(tmp_path: Path) -> None:
 
 
 def test_escalation_timer_survives_a_restart_and_fires_once(tmp_path: Path) -> None:
-    store = NotifyStore(tmp_path / "n.sqlite")
+    store = NotifyStore(tmp_path / "n.sqlite", ManualClock(T0))
     plan(store)
     assert escalate(store, T0 + WINDOW - timedelta(seconds=1)) == []
     store.close()
 
-    reopened = NotifyStore(tmp_path / "n.sqlite")  # as after a crash
+    reopened = NotifyStore(tmp_path / "n.sqlite", ManualClock(T0))  # as after a crash
     assert reopened.next_due() is not None
     done = escalate(reopened, T0 + WINDOW)
     assert [(e.from_alert["person_id"], e.to_alert and e.to_alert.person_id) for e in done] == [
@@ -94,11 +96,11 @@ def test_escalation_timer_survives_a_restart_and_fires_once(tmp_path: Path) -> N
 
 
 def test_a_leaders_acknowledgement_stops_the_escalation(tmp_path: Path) -> None:
-    store = NotifyStore(tmp_path / "n.sqlite")
+    store = NotifyStore(tmp_path / "n.sqlite", ManualClock(T0))
     plan(store)
     alert = store.alert("demo", "a-p-ln")
     assert alert is not None
-    fact = alert_fact("AlertAcknowledged", alert, "s.alert")
+    fact = alert_fact("AlertAcknowledged", alert, "s.alert", T0)
     acked = store.acknowledge("demo", "a-p-ln", T0 + timedelta(minutes=3), fact)
     assert acked is not None and acked["status"] == "acknowledged"
     assert store.acknowledge("other", "a-p-ln", T0, fact) is None  # another organisation
@@ -106,7 +108,7 @@ def test_a_leaders_acknowledgement_stops_the_escalation(tmp_path: Path) -> None:
 
 
 def test_reminders_are_planned_once_and_a_met_deadline_is_not_reminded(tmp_path: Path) -> None:
-    store = NotifyStore(tmp_path / "n.sqlite")
+    store = NotifyStore(tmp_path / "n.sqlite", ManualClock(T0))
     plan(store, remind_at=T0 + timedelta(days=6))
 
     def reminder(row: dict[str, Any]) -> NewAlert:
@@ -127,7 +129,7 @@ def test_reminders_are_planned_once_and_a_met_deadline_is_not_reminded(tmp_path:
 
 
 def test_a_closed_incident_stops_every_timer(tmp_path: Path) -> None:
-    store = NotifyStore(tmp_path / "n.sqlite")
+    store = NotifyStore(tmp_path / "n.sqlite", ManualClock(T0))
     plan(store)
     store.incident_closed("demo", "i-1")
     assert escalate(store, T0 + 2 * WINDOW) == []
@@ -135,12 +137,12 @@ def test_a_closed_incident_stops_every_timer(tmp_path: Path) -> None:
 
 
 def test_deliveries_in_flight_when_the_process_died_are_taken_again(tmp_path: Path) -> None:
-    store = NotifyStore(tmp_path / "n.sqlite")
+    store = NotifyStore(tmp_path / "n.sqlite", ManualClock(T0))
     plan(store)
     claimed = store.claim_due(datetime.now(UTC), timedelta(minutes=5))
     assert [a.id for a in claimed] == ["a-p-ln"]
     assert store.claim_due(datetime.now(UTC), timedelta(minutes=5)) == []  # held by the claim
     store.close()
-    reopened = NotifyStore(tmp_path / "n.sqlite")
+    reopened = NotifyStore(tmp_path / "n.sqlite", ManualClock(T0))
     assert reopened.release_claims() == 1
     assert [a.id for a in reopened.claim_due(datetime.now(UTC), timedelta(minutes=5))] == ["a-p-ln"]
