@@ -17,8 +17,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from shared.infra import EmbeddedNats
-from tests.support import Stack, running_stack
+from shared.infra import EmbeddedNats, free_port
+from tests.support import MailSink, Stack, running_stack
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -125,3 +125,11 @@ async def stack(nats_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
     """The four services in-process on SQLite and a real NATS, demo organisation seeded."""
     async with running_stack(nats_url, tmp_path) as s:
         yield s
+
+
+@pytest.fixture
+def mail() -> Iterator[MailSink]:
+    """A real SMTP server (aiosmtpd) on a free loopback port; point smtp_port at `mail.port`."""
+    sink = MailSink(free_port()).start()
+    yield sink
+    sink.stop()

@@ -59,13 +59,6 @@ def ack_link(message: EmailMessage) -> str:
 
 
 @pytest.fixture
-async def mail() -> AsyncIterator[MailSink]:
-    sink = MailSink(free_port()).start()
-    yield sink
-    sink.stop()
-
-
-@pytest.fixture
 async def alerting(nats_url: str, tmp_path: Path, mail: MailSink) -> AsyncIterator[Stack]:
     async with running_stack(
         nats_url,

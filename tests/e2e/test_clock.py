@@ -17,19 +17,11 @@ import pytest
 
 from shared.auth import issue_token, signing_key
 from shared.clock import ManualClock, OffsetClock
-from shared.infra import free_port
 from tests.support import MailSink, Stack, running_stack
 
 LEADER = "lise.nord@demo.example"
 DEPUTY = "lars.nestleder@demo.example"
 WINDOW = timedelta(seconds=900)  # the default KRISELOGG_ESCALATION_SECONDS
-
-
-@pytest.fixture
-async def mail() -> AsyncIterator[MailSink]:
-    sink = MailSink(free_port()).start()
-    yield sink
-    sink.stop()
 
 
 @pytest.fixture

@@ -6,24 +6,13 @@ with the clock's "now", so the same code runs as it would half an hour later.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-
 from shared.clock import ManualClock
-from shared.infra import free_port
 from tests.support import MailSink, running_stack
 
 LEADER = "lise.nord@demo.example"
-
-
-@pytest.fixture
-def mail() -> Iterator[MailSink]:
-    sink = MailSink(free_port()).start()
-    yield sink
-    sink.stop()
 
 
 async def test_the_leader_is_reminded_before_the_inspectorate_deadline(
