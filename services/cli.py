@@ -20,6 +20,7 @@ import typer
 import uvicorn
 import yaml
 from fastapi import FastAPI
+from pydantic import ValidationError
 
 from shared.auth import ROLES, issue_token, signing_key
 from shared.canonical import verify_chain
@@ -28,16 +29,37 @@ from shared.infra import EmbeddedNats
 from shared.settings import Settings
 
 SERVICES = ("content", "incidents", "documents", "notify")
+# Plain click help and errors, not typer's rich panels: those show a "<bool>" type beside every
+# flag (even --help) and wrap an error over several boxed lines.
 cli = typer.Typer(
     help="kriselogg: crisis guidance and an audit-proof incident log.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
-directory_cli = typer.Typer(help="The organisation directory.", no_args_is_help=True)
+directory_cli = typer.Typer(
+    help="The organisation directory.", no_args_is_help=True, rich_markup_mode=None
+)
 cli.add_typer(directory_cli, name="directory")
-catalogue_cli = typer.Typer(help="The guidance catalogue.", no_args_is_help=True)
+catalogue_cli = typer.Typer(
+    help="The guidance catalogue.", no_args_is_help=True, rich_markup_mode=None
+)
 cli.add_typer(catalogue_cli, name="catalogue")
+
+# Every command that needs the instance's key or data takes the same --data as `up`. Only `up`
+# creates the directory and its key; the others refuse a directory without one, since a new key
+# would sign tokens that the running instance refuses.
+DEFAULT_DATA = Path("kriselogg-data")
+DATA_ENV = "KRISELOGG_DATA_DIR"
+DataDir = Annotated[
+    Path,
+    typer.Option(
+        "--data",
+        envvar=DATA_ENV,
+        help="Data directory of the instance (the one given to `kriselogg up`)",
+    ),
+]
 
 DEMO_LOGINS = (
     ("p-ln", "Lise Nord", ["leader"], "leader of Hjemmetjenesten nord"),
@@ -120,15 +142,87 @@ class ReadyServer(uvicorn.Server):
 READY_LINE = "kriselogg: ready on"
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # FastStream logs every consumed message at INFO: noise on the hot path (DESIGN §10).
-    logging.getLogger("faststream").setLevel(logging.WARNING)
+# Libraries whose INFO lines would carry what people wrote. httpx logs every request line,
+# query string included, at INFO: the portal calls the API through it in process, so a guidance
+# search would be logged with its words (/api/v1/guidance/search?q=...). Our own log lines name
+# ids, counts and kinds only; these libraries are held to WARNING whatever the level.
+QUIET_LOGGERS = ("httpx", "httpcore", "faststream", "uvicorn.access")
+
+
+def _configure_logging(command: str, level: str) -> None:
+    number = logging.getLevelNamesMapping().get(level.upper())
+    if number is None:
+        _fail(command, f"KRISELOGG_LOG_LEVEL: unknown level {level!r}; use DEBUG, INFO, WARNING")
+    logging.basicConfig(level=number, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    floor = max(logging.WARNING, logging.getLogger().getEffectiveLevel())
+    # FastStream also logs every consumed message at INFO: noise on the hot path (DESIGN §10).
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(floor)
+
+
+def _fail(command: str, message: str, code: int = 2) -> NoReturn:
+    """One line on stderr that names the problem, and the exit code (2: the user's to fix)."""
+    text = " ".join(message.split())  # an OS or library message never spreads over lines
+    typer.echo(f"kriselogg {command}: {text}", err=True)
+    raise typer.Exit(code)
+
+
+def _settings(command: str, **given: Any) -> Settings:
+    """The settings from KRISELOGG_* and the options; a bad variable is named, not a traceback."""
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        _fail(command, f"KRISELOGG_{field.upper()}: {first['msg']}")
+
+
+def _instance_key(command: str, data: Path) -> str:
+    """KRISELOGG_SECRET_KEY, or the key file that `kriselogg up` made in `data`; never a new one.
+
+    shared.auth.signing_key creates a missing key file: a token signed with such a key is refused
+    (401) by the instance that has its own, so a missing key is an error here.
+    """
+    settings = _settings(command, data_dir=data)
+    if settings.secret_key:
+        return settings.secret_key
+    hint = f"give the --data of `kriselogg up` (or {DATA_ENV}), or set KRISELOGG_SECRET_KEY"
+    if not data.is_dir():
+        _fail(command, f"no instance key: there is no data directory {data}; {hint}")
+    if not (data / "secret.key").is_file():
+        _fail(command, f"no instance key in {data} (no secret.key there); {hint}")
+    try:
+        return signing_key(settings)
+    except (OSError, RuntimeError) as exc:  # unreadable, or an empty key file
+        _fail(command, f"cannot read the instance key in {data}: {exc}")
+
+
+def _refused_key(command: str, url: str, data: Path, response: httpx.Response) -> None:
+    if response.status_code == 401:
+        _fail(
+            command,
+            f"{url} refused the token signed with the key from {data}: that is not the key of "
+            "the instance running there (give its --data, or its KRISELOGG_SECRET_KEY)",
+            1,
+        )
+
+
+def _unreachable(command: str, url: str, exc: Exception) -> NoReturn:
+    if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
+        _fail(command, f"--url {url!r} is not an http(s) URL ({exc})")
+    if isinstance(exc, httpx.ConnectError):
+        _fail(command, f"nothing answers at {url} ({exc}); is `kriselogg up` running there?", 1)
+    _fail(command, f"{url} did not answer as expected ({type(exc).__name__}: {exc})", 1)
 
 
 @cli.command()
 def up(
-    data: Annotated[Path, typer.Option(help="Data directory")] = Path("kriselogg-data"),
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data", envvar=DATA_ENV, help="Data directory; made, with its key, if missing"
+        ),
+    ] = DEFAULT_DATA,
     port: Annotated[int, typer.Option(help="Port of the one origin")] = 8000,
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     no_demo: Annotated[bool, typer.Option("--no-demo", help="Do not seed the demo org")] = False,
@@ -136,9 +230,16 @@ def up(
     """Start NATS, the four services and the portal on one origin (embedded mode)."""
     from services.gateway import Gateway
 
-    settings = Settings(data_dir=data.resolve())
-    _configure_logging(settings.log_level)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings = _settings("up", data_dir=data.resolve())
+    # The one command that makes the data directory and the instance key.
+    if settings.data_dir.exists() and not settings.data_dir.is_dir():
+        _fail("up", f"--data {settings.data_dir} is a file, not a directory")
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        signing_key(settings)
+    except (OSError, RuntimeError) as exc:  # no permission, an empty key file
+        _fail("up", f"cannot use the data directory {settings.data_dir}: {exc}")
+    _configure_logging("up", settings.log_level)
     nats: EmbeddedNats | None = None
     if not settings.nats_url:
         nats = EmbeddedNats(store_dir=settings.data_dir / "nats").start()
@@ -190,17 +291,19 @@ def serve(
     service: Annotated[str, typer.Argument(help=f"One of: {', '.join(SERVICES)}")],
     port: Annotated[int, typer.Option(help="Port")] = 8000,
     host: Annotated[str, typer.Option(help="Interface")] = "127.0.0.1",
+    data: DataDir = DEFAULT_DATA,
 ) -> None:
     """Run one service alone (production; configuration from KRISELOGG_* variables)."""
     if service not in SERVICES:
         raise typer.BadParameter(
             f"unknown service {service!r}; choose one of {', '.join(SERVICES)}"
         )
-    settings = Settings()
-    _configure_logging(settings.log_level)
+    settings = _settings("serve", data_dir=data.resolve())
     if service != "content" and not settings.nats_url:
-        typer.echo("KRISELOGG_NATS_URL must point at the NATS server.", err=True)
-        raise typer.Exit(2)
+        _fail("serve", "KRISELOGG_NATS_URL must point at the NATS server.")
+    # All services must sign and verify with one key: a service must not make its own.
+    _instance_key("serve", settings.data_dir)
+    _configure_logging("serve", settings.log_level)
     app = build_app(service, settings)
     ReadyServer(
         uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
@@ -210,17 +313,15 @@ def serve(
 @cli.command()
 def demo(
     url: Annotated[str, typer.Option(help="Where `kriselogg up` runs")] = "http://127.0.0.1:8000",
-    data: Annotated[Path, typer.Option(help="Its data directory (for the key)")] = Path(
-        "kriselogg-data"
-    ),
+    data: DataDir = DEFAULT_DATA,
 ) -> None:
     """Walk the violence-report story against a running instance and print the timeline."""
-    settings = Settings(data_dir=data)
-    if not settings.secret_key and not (data / "secret.key").is_file():
-        # signing_key() would make a new key, which the running instance does not know.
-        typer.echo(f"kriselogg demo: no instance key in {data}; give --data of `up`.", err=True)
-        raise typer.Exit(2)
-    key = signing_key(settings)
+    settings = _settings("demo", data_dir=data)
+    key = _instance_key("demo", data)
+    try:
+        zone = ZoneInfo(settings.timezone)
+    except (ValueError, KeyError):  # ZoneInfoNotFoundError is a KeyError
+        _fail("demo", f"KRISELOGG_TIMEZONE: unknown time zone {settings.timezone!r}")
     people = {p: (n, r) for p, n, r, _ in DEMO_LOGINS}
 
     def as_(person: str) -> dict[str, str]:
@@ -230,10 +331,19 @@ def demo(
 
     try:
         with httpx.Client(base_url=url, timeout=10) as client:
-            _demo_story(client, as_, ZoneInfo(settings.timezone))
-    except httpx.HTTPError as exc:
-        typer.echo(f"kriselogg demo: {url} did not answer as expected ({exc})", err=True)
-        raise typer.Exit(1) from exc
+            _demo_story(client, as_, zone)
+    except httpx.HTTPStatusError as exc:
+        _refused_key("demo", url, data, exc.response)
+        first_line = str(exc).splitlines()[0]  # not httpx's "For more information" link
+        _fail("demo", f"{url} did not answer as expected ({first_line})", 1)
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        _unreachable("demo", url, exc)
+    except _DemoFailed as exc:
+        _fail("demo", str(exc), 1)
+
+
+class _DemoFailed(Exception):
+    """The instance answered, but the story cannot go on; the message says why."""
 
 
 def _demo_story(client: httpx.Client, as_: Callable[[str], dict[str, str]], zone: ZoneInfo) -> None:
@@ -264,10 +374,18 @@ def _demo_story(client: httpx.Client, as_: Callable[[str], dict[str, str]], zone
     )
     typer.echo("3. Lise Nord acknowledges, follows the guidance and logs what she did.")
     mine = next(
-        e["data"]["alert_id"]
-        for e in alerted["events"]
-        if e["type"] == "RecipientAlerted" and e["data"]["recipient"]["id"] == "p-ln"
+        (
+            e["data"]["alert_id"]
+            for e in alerted["events"]
+            if e["type"] == "RecipientAlerted" and e["data"]["recipient"]["id"] == "p-ln"
+        ),
+        None,
     )
+    if mine is None:
+        raise _DemoFailed(
+            "Lise Nord was not alerted within 15 s: does the instance hold the demo organisation "
+            "(`kriselogg up` without --no-demo)?"
+        )
     call("POST", f"/api/v1/alerts/{mine}/ack", "p-ln")
     guidance = call("GET", "/api/v1/guidance/subthemes/vold-fysisk", "p-ln")
     acute = next(p for p in guidance["phases"] if p["id"] == "akutt")
@@ -299,11 +417,11 @@ def token(
     roles: Annotated[str, typer.Option(help="Comma-separated roles")] = "reporter",
     name: Annotated[str | None, typer.Option(help="Display name")] = None,
     hours: Annotated[int, typer.Option(min=1, help="Lifetime in hours")] = 12,
+    data: DataDir = DEFAULT_DATA,
 ) -> None:
     """Print a bearer token signed with the instance key (development and scripts)."""
     role_list = [r.strip() for r in roles.split(",") if r.strip()]
-    # Checked before the key is read: in embedded mode reading it creates the data dir and a key
-    # file, which a mistyped role must not leave behind in the working directory.
+    # Checked before the key is read, so a mistyped role is what the user hears about first.
     unknown = sorted(set(role_list) - ROLES)
     if unknown:
         raise typer.BadParameter(
@@ -313,11 +431,7 @@ def token(
     if not role_list:
         # A token without a role is refused by every rule; better said now than by a 403 later.
         raise typer.BadParameter("give at least one role", param_hint="--roles")
-    try:
-        key = signing_key(Settings())
-    except (OSError, RuntimeError) as exc:  # an unwritable data dir, an empty key file
-        typer.echo(f"kriselogg token: no signing key: {exc}", err=True)
-        raise typer.Exit(1) from None
+    key = _instance_key("token", data)
     typer.echo(
         issue_token(
             key,
@@ -454,26 +568,63 @@ def directory_import(
     file: Annotated[Path, typer.Argument(help="Directory file (YAML or JSON)")],
     org: Annotated[str, typer.Option(help="Organisation id")],
     url: Annotated[str, typer.Option(help="Base URL of kriselogg")] = "http://127.0.0.1:8000",
+    data: DataDir = DEFAULT_DATA,
 ) -> None:
     """Load an organisation directory into a running kriselogg."""
-    import httpx
-
-    body = yaml.safe_load(file.read_text("utf-8"))
-    key = signing_key(Settings())
+    command = "directory import"
+    key = _instance_key(command, data)
+    body = _read_directory(command, file)
     admin = issue_token(key, org_id=org, person_id="cli", name="kriselogg CLI", roles=["admin"])
-    response = httpx.put(
-        f"{url}/api/v1/directory",
-        json=body,
-        headers={"Authorization": f"Bearer {admin}"},
-        timeout=30,
-    )
+    try:
+        response = httpx.put(
+            f"{url.rstrip('/')}/api/v1/directory",
+            # YAML may hold dates and times, which JSON has not: they go as their ISO text.
+            content=json.dumps(body, default=str, ensure_ascii=False).encode(),
+            headers={"Authorization": f"Bearer {admin}", "Content-Type": "application/json"},
+            timeout=30,
+        )
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        _unreachable(command, url, exc)
+    _refused_key(command, url, data, response)
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
     if response.status_code != 200:
-        problem = response.json()
-        typer.echo(f"{problem.get('title')}: {problem.get('detail')}", err=True)
+        problem = answer if isinstance(answer, dict) else {}
+        title = problem.get("title") or response.reason_phrase
+        detail = problem.get("detail") or f"HTTP {response.status_code} from {url}"
+        typer.echo(f"kriselogg {command}: {title}: {detail}", err=True)
         for item in problem.get("problems", []):
             typer.echo(f"  - {item}", err=True)
         raise typer.Exit(1)
-    typer.echo(f"imported: {response.json()}")
+    if not isinstance(answer, dict):
+        _fail(command, f"{url} is not kriselogg (no directory answer from it)", 1)
+    typer.echo(
+        f"imported the directory of {answer.get('org')}: {answer.get('units')} units, "
+        f"{answer.get('people')} people"
+    )
+
+
+def _read_directory(command: str, file: Path) -> dict[str, Any]:
+    """The parsed directory file; a file that cannot be one is named with its line."""
+    try:
+        text = file.read_text("utf-8")
+    except UnicodeDecodeError:
+        _fail(command, f"{file}: not UTF-8 text")
+    except OSError as exc:
+        _fail(command, f"cannot read {file}: {exc.strerror or exc}")
+    try:
+        body = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{file}, line {mark.line + 1}, column {mark.column + 1}" if mark else f"{file}"
+        _fail(command, f"{where}: not valid YAML: {exc.problem or exc.context}")
+    except yaml.YAMLError as exc:  # e.g. a control character (ReaderError)
+        _fail(command, f"{file}: not valid YAML: {exc}")
+    if not isinstance(body, dict):
+        _fail(command, f"{file}: not a directory (a mapping with org, units and people)")
+    return body
 
 
 @catalogue_cli.command("check")
@@ -487,8 +638,14 @@ def catalogue_check(
     from services.content.domain import CatalogueError
     from services.content.store import load_catalogue
 
+    if directory is not None and not directory.is_dir():
+        _fail("catalogue check", f"--dir {directory} is not a directory")
     try:
         catalogue = load_catalogue(directory)
+    except OSError as exc:
+        _fail("catalogue check", f"cannot read the catalogue in {directory}: {exc}")
+    except UnicodeDecodeError as exc:
+        _fail("catalogue check", f"a catalogue file in {directory} is not UTF-8 text ({exc})")
     except CatalogueError as exc:
         for problem in exc.problems:
             typer.echo(str(problem), err=True)

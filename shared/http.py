@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -51,6 +52,21 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str:
     return out or "body"
 
 
+def stack_without_messages(exc: BaseException, depth: int = 5) -> str:
+    """Where `exc` and the exceptions that led to it were raised: types and frames, no messages."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen and len(parts) < depth:
+        seen.add(id(current))
+        frames = "".join(traceback.format_tb(current.__traceback__)).rstrip()
+        parts.append(f"{type(current).__name__} raised at:\n{frames}")
+        current = current.__cause__ or (
+            None if current.__suppress_context__ else current.__context__
+        )
+    return "\ncaused by ".join(parts)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     async def on_problem(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, Problem)
@@ -70,8 +86,10 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(exc.status_code, "Request failed", str(exc.detail))
 
     async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
-        # Logged by type only: exception messages may carry personal data from a request.
-        log.error("unhandled %s", type(exc).__name__, exc_info=exc)
+        # Logged by type and place only: exception messages may carry personal data from a
+        # request (a KeyError of a name, a ValueError quoting a title), and a traceback ends
+        # with the message, so the stack is logged without it.
+        log.error("unhandled %s\n%s", type(exc).__name__, stack_without_messages(exc))
         return problem_response(500, "Internal error", "The service failed; the error is logged.")
 
     app.add_exception_handler(Problem, on_problem)
