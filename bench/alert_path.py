@@ -1,4 +1,4 @@
-"""Alert path benchmark: violence report accepted -> nearest leader's alert recorded (DESIGN §9).
+"""Alert path benchmark: violence report accepted -> nearest leader's alert recorded.
 
 Starts `kriselogg up` as a subprocess (exactly what users run: embedded nats-server, the four
 services and the gateway on one loopback port), posts reports one at a time as the demo employee,
@@ -239,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"loopback, {os.cpu_count()} cores"
     )
     print(table(rows))
-    print("Budget (DESIGN §9): report accepted -> leader alert handed to channel p50 <= 50 ms,")
+    print("Budget: report accepted -> leader alert handed to channel p50 <= 50 ms,")
     print("p99 <= 250 ms.")
     return 1 if any(row.lost for row in rows) else 0
 

@@ -1,4 +1,4 @@
-"""Guidance benchmark: a sub-theme over HTTP (DESIGN §9: p99 ≤ 10 ms at 200 requests/s).
+"""Guidance benchmark: a sub-theme over HTTP (budget: p99 ≤ 10 ms at 200 requests/s).
 
 Runs `kriselogg serve content` as a real process (uvicorn, one worker) and measures, over
 keep-alive HTTP on loopback, requests for sub-themes (rotating through all of them, each with

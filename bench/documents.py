@@ -1,4 +1,4 @@
-"""Log form benchmark (DESIGN §9: a 1,000-entry log form as .docx in ≤ 1 s).
+"""Log form benchmark (budget: a 1,000-entry log form as .docx in ≤ 1 s).
 
 Starts `kriselogg up` as a subprocess (what users run), writes an incident with 1,000 measures,
 notes and corrections over HTTP, then times over HTTP:

@@ -1,4 +1,4 @@
-"""Incident log benchmark: measure logging, timeline and verify over HTTP (DESIGN §9).
+"""Incident log benchmark: measure logging, timeline and verify over HTTP.
 
 For each event store (SQLite, then PostgreSQL) it runs `kriselogg serve incidents` as a real
 process against an embedded nats-server and a fresh store, and measures over HTTP:
@@ -80,7 +80,7 @@ REPORT: dict[str, Any] = {
 }
 HTTP_TIMEOUT_SECONDS = 120.0
 
-# DESIGN §9
+# The budget (bench/README.md)
 WRITE_BUDGET_PER_S = 500.0
 WRITE_BUDGET_P99_MS = 50.0
 TIMELINE_BUDGET_MS = 200.0
@@ -96,7 +96,7 @@ class WriteRow:
 
     store: str
     path: str
-    budget: bool = False  # the DESIGN §9 write budget applies to this row
+    budget: bool = False  # the write budget (bench/README.md) applies to this row
     latencies_ms: list[float] = field(default_factory=list)
     done_at: list[float] = field(default_factory=list)
     started: float = 0.0
@@ -1044,7 +1044,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(table(WRITE_HEADER, [row.cells() for row in results.writes]))
     print(
-        f"Budget (DESIGN §9): measure logged over HTTP >= {WRITE_BUDGET_PER_S:.0f}/s sustained, "
+        f"Budget: measure logged over HTTP >= {WRITE_BUDGET_PER_S:.0f}/s sustained, "
         f"p99 <= {WRITE_BUDGET_P99_MS:.0f} ms (SQLite and PostgreSQL)."
     )
     if results.reads:
@@ -1055,7 +1055,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(table(READ_HEADER, [row.cells() for row in results.reads]))
         print(
-            f"Budget (DESIGN §9): timeline of a 10,000-event incident, as of any point, "
+            f"Budget (bench/README.md): timeline of a 10,000-event incident, as of any point, "
             f"<= {TIMELINE_BUDGET_MS:.0f} ms; verify <= {VERIFY_BUDGET_MS:.0f} ms."
         )
     for note in results.notes:

@@ -1,4 +1,4 @@
-"""Alert to e-mail benchmark: report accepted -> e-mail accepted by an SMTP sink (DESIGN §9).
+"""Alert to e-mail benchmark: report accepted -> e-mail accepted by an SMTP sink.
 
 Starts a real SMTP sink in this process (aiosmtpd on a loopback port), then `kriselogg up` as a
 subprocess (embedded nats-server, the four services and the gateway on one loopback port) with
@@ -431,7 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"loopback, {os.cpu_count()} cores, SMTP sink (aiosmtpd) in the bench process"
     )
     print(table(outcome.rows))
-    print("Budget (DESIGN §9): report accepted -> nearest leader's alert handed to the channel")
+    print("Budget: report accepted -> nearest leader's alert handed to the channel")
     print("p50 <= 50 ms, p99 <= 250 ms.")
     for note in outcome.notes:
         print(f"note: {note}")

@@ -155,7 +155,7 @@ def _configure_logging(command: str, level: str) -> None:
         _fail(command, f"KRISELOGG_LOG_LEVEL: unknown level {level!r}; use DEBUG, INFO, WARNING")
     logging.basicConfig(level=number, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     floor = max(logging.WARNING, logging.getLogger().getEffectiveLevel())
-    # FastStream also logs every consumed message at INFO: noise on the hot path (DESIGN §10).
+    # FastStream also logs every consumed message at INFO: noise on the hot path.
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(floor)
 

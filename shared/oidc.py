@@ -1,4 +1,4 @@
-"""Login with the organisation's own identity provider through OpenID Connect (issue 7, DESIGN §8).
+"""Login with the organisation's own identity provider through OpenID Connect (issue 7).
 
 The portal sends the person to the identity provider (IdP) with the authorization-code flow, PKCE,
 state and nonce. On the way back, `OidcClient.finish` exchanges the code, checks the IdP's

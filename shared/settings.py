@@ -1,4 +1,4 @@
-"""All configuration: environment variables prefixed `KRISELOGG_` (DESIGN §3 and §8)."""
+"""All configuration: environment variables prefixed `KRISELOGG_`."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     )
     jetstream_replicas: int = Field(default=1, ge=1, le=5)
     # The bus contracts are at-least-once; JetStream drops a duplicate Nats-Msg-Id only inside this
-    # window, so it must cover the longest outage after which a relay resends (DESIGN §10).
+    # window, so it must cover the longest outage after which a relay resends.
     jetstream_duplicate_window_seconds: int = Field(default=24 * 3600, ge=1)
     max_deliver: int = Field(default=8, ge=1)
     log_level: str = "INFO"

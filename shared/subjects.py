@@ -1,4 +1,4 @@
-"""Subject and stream names on the bus: `kriselogg.<org_id>.<source>.<EventName>` (DESIGN §5).
+"""Subject and stream names on the bus: `kriselogg.<org_id>.<source>.<EventName>`.
 
 The root (`kriselogg`) is the installation's bus namespace. It can be changed so that several
 installations (staging beside production, parallel test runs) share one NATS cluster untouched.

@@ -379,7 +379,7 @@ def render_docx(template: bytes, context: Mapping[str, Any]) -> bytes:
     """
     document = DocxTemplate(BytesIO(template))
     # autoescape=True is not optional: without it docxtpl writes "<" and "&" into the XML raw
-    # and its forgiving parser then silently drops the rest of that text (DESIGN §10).
+    # and its forgiving parser then silently drops the rest of that text.
     document.render(dict(context), autoescape=True)
     saved = BytesIO()
     document.save(saved)

@@ -1,7 +1,8 @@
 """The documents service's own store (SQLite in its data dir): the anchors of incident heads.
 
 Anchors live here, not beside the incident events, so that whoever can rewrite the event store
-still cannot make a truncated or rewritten log verify (DESIGN §4, tamper evidence).
+still cannot make a truncated or rewritten log verify (docs/architecture.md, "The hash chain
+and the anchors").
 """
 
 from __future__ import annotations

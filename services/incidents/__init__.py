@@ -1,1 +1,1 @@
-"""The incident log: one event-sourced, hash-chained stream per incident (DESIGN §4)."""
+"""The incident log: one event-sourced, hash-chained stream per incident."""

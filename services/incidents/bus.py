@@ -53,7 +53,7 @@ class Relay:
     It reads the application's notification log from the last acknowledged position, publishes
     each event with `Nats-Msg-Id = <incident_id>:<seq>` (the stream drops resends inside its
     duplicate window) and stores the new position only after the stream's ack. It wakes on each
-    commit, not on a timer, because the alert budget leaves no room for polling (DESIGN §9).
+    commit, not on a timer, because the alert budget leaves no room for polling.
 
     A batch is published pipelined: every message is written to the one connection in order
     (so the stream stores them in order), then the acks are awaited together. If any ack fails,

@@ -1,6 +1,6 @@
 """The incident aggregate, its events and the state they add up to. Pure: no I/O.
 
-Every event is stored with the fields of its exported form (DESIGN §8) and with its place in the
+Every event is stored with the fields of its exported form and with its place in the
 hash chain, computed when the event is created, so that what was hashed is exactly what is stored
 and later exported.
 """
@@ -19,7 +19,7 @@ from shared.canonical import GENESIS_HASH, event_hash, rfc3339
 # The user commands a closed incident still accepts; system facts (alerts, deadlines, documents)
 # keep arriving after closing, e.g. the final log form issued on close.
 OPEN_ONLY = frozenset({"MeasureLogged", "PhaseChanged", "IncidentClosed"})
-# The phases a leader moves an open incident between (DESIGN §4); closing sets "avsluttet".
+# The phases a leader moves an open incident between; closing sets "avsluttet".
 PHASES = ("akutt", "oppfolging")  # the ids of the guidance catalogue's phases
 
 

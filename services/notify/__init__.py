@@ -1,1 +1,1 @@
-"""Alerts: who must know about an incident, telling them, and proving it (DESIGN §6)."""
+"""Alerts: who must know about an incident, telling them, and proving it."""

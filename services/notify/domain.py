@@ -119,7 +119,7 @@ class RoutineDuty(Strict):
         return self
 
 
-# The municipal guideline in the seeds (DESIGN §6); an organisation may replace it wholesale.
+# A municipal guideline's routine, the default; an organisation may replace it wholesale.
 DEFAULT_ROUTINE: tuple[RoutineDuty, ...] = (
     RoutineDuty(
         id="hovedverneombud-varslet", title="Hovedverneombudet varslet", after_working_days=1

@@ -1,4 +1,4 @@
-"""The guidance API a leader's phone calls (DESIGN §8), and each organisation's local additions."""
+"""The guidance API a leader's phone calls, and each organisation's local additions."""
 
 from __future__ import annotations
 

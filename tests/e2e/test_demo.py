@@ -1,4 +1,4 @@
-"""`kriselogg demo` (DESIGN §8) tells the violence-report story against a running `up`."""
+"""`kriselogg demo` tells the violence-report story against a running `up`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Working days in Norway and the deadlines of law and routine duties (DESIGN §6)."""
+"""Working days in Norway and the deadlines of law and routine duties."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Who is alerted about an incident: leaders up the tree, safety reps, HR (DESIGN §6)."""
+"""Who is alerted about an incident: leaders up the tree, safety reps, HR."""
 
 from __future__ import annotations
 
