@@ -9,7 +9,7 @@ import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -363,7 +363,7 @@ def _demo_story(client: httpx.Client, as_: Callable[[str], dict[str, str]], zone
     typer.echo("1. Ali Ansatt reports that a user hit him (vold-fysisk, Hjemmetjenesten nord).")
     report = {
         "category": "vold-fysisk", "title": "Slått av bruker under morgenbesøk",
-        "occurred_at": datetime.now(UTC).isoformat(), "unit_id": "u-nord",
+        "unit_id": "u-nord",  # no occurred_at: it happened now, by the instance's clock
         "affected": ["p-ansatt"], "severity": "high",
         "facts": {"injury": True, "police_contacted": False},
     }  # fmt: skip

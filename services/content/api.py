@@ -1,4 +1,4 @@
-"""HTTP API of the guidance catalogue (DESIGN §8) and the login routes.
+"""HTTP API of the guidance catalogue and the login routes.
 
 Every answer carries the content version (body and `Content-Version` header), so an incident can
 record exactly which guidance it followed. National content is resolved once at start-up; a
@@ -164,6 +164,8 @@ def auth_router(
         signed = jwt.encode(
             {
                 "aud": LOGIN_AUDIENCE,
+                # The system clock, not the service's: this ten-minute round trip ends in the
+                # identity provider's id_token, whose times authlib checks on the system clock.
                 "exp": int(time.time()) + 600,
                 "state": state.state,
                 "nonce": state.nonce,
