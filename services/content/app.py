@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from services.content import api
 from services.content.settings import ContentSettings
 from services.content.store import LocalStore, load_catalogue
+from shared.apidocs import install_docs
 from shared.auth import signing_key
 from shared.clock import SYSTEM_CLOCK, Clock
 from shared.http import (
@@ -49,9 +50,13 @@ def create_app(settings: ContentSettings | None = None, clock: Clock = SYSTEM_CL
     async def catalogue_ready() -> bool:
         return bool(catalogue.themes)
 
-    app = FastAPI(title="kriselogg content", version="1", lifespan=lifespan)
+    # Docs: Swagger UI from a package, under the CSP (shared.apidocs), never FastAPI's CDN page.
+    app = FastAPI(
+        title="kriselogg content", version="1", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     install_problem_handlers(app)
     install_hardening(app, settings.cors_origins)
+    install_docs(app)
     app.include_router(health_router({"catalogue": catalogue_ready, "store": store_ready}))
     app.include_router(api.build_router(catalogue, index, local, caller_dependency(key, clock)))
     # `kriselogg up` with its demo sets this list; nothing else ever does.

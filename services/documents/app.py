@@ -21,6 +21,7 @@ from services.documents import bus as documents_bus
 from services.documents.settings import DocumentSettings
 from services.documents.store import AnchorStore, Archive, IncidentSource, LogForms, PdfConverter
 from shared import bus
+from shared.apidocs import install_docs
 from shared.auth import signing_key
 from shared.clock import SYSTEM_CLOCK, Clock
 from shared.http import (
@@ -42,7 +43,8 @@ def create_app(settings: DocumentSettings | None = None, clock: Clock = SYSTEM_C
     template = (files("services.documents") / "loggskjema.docx").read_bytes()
     key = signing_key(settings)
     broker = bus.make_broker(settings, "documents")
-    app = FastAPI(title="kriselogg documents", version="1")
+    # Docs: Swagger UI from a package, under the CSP (shared.apidocs), never FastAPI's CDN page.
+    app = FastAPI(title="kriselogg documents", version="1", docs_url=None, redoc_url=None)
     app.state.incidents_transport = None
     app.state.forms = None
 
@@ -94,6 +96,7 @@ def create_app(settings: DocumentSettings | None = None, clock: Clock = SYSTEM_C
     app.router.lifespan_context = lifespan
     install_problem_handlers(app)
     install_hardening(app, settings.cors_origins)
+    install_docs(app)
     app.include_router(
         health_router({"store": archive_ready, "bus": bus_ready, "incidents": incidents_ready})
     )

@@ -14,6 +14,7 @@ from services.incidents import bus as incident_bus
 from services.incidents.settings import IncidentSettings
 from services.incidents.store import AccessLog, DamagedLog, IncidentLog, StoreClosed
 from shared import bus
+from shared.apidocs import install_docs
 from shared.auth import signing_key
 from shared.clock import SYSTEM_CLOCK, Clock
 from shared.http import (
@@ -67,9 +68,13 @@ def create_app(settings: IncidentSettings | None = None, clock: Clock = SYSTEM_C
     async def bus_ready() -> bool:
         return bool(broker.config.connection_state.connection.is_connected)
 
-    app = FastAPI(title="kriselogg incidents", version="1", lifespan=lifespan)
+    # Docs: Swagger UI from a package, under the CSP (shared.apidocs), never FastAPI's CDN page.
+    app = FastAPI(
+        title="kriselogg incidents", version="1", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     install_problem_handlers(app)
     install_hardening(app, settings.cors_origins)
+    install_docs(app)
 
     async def on_damaged(_: Request, exc: Exception) -> JSONResponse:
         return problem_response(

@@ -14,6 +14,7 @@ from services.notify.domain import Directory
 from services.notify.settings import NotifySettings
 from services.notify.store import NotifyStore
 from shared import bus
+from shared.apidocs import install_docs
 from shared.auth import signing_key
 from shared.clock import SYSTEM_CLOCK, Clock
 from shared.http import (
@@ -62,9 +63,13 @@ def create_app(settings: NotifySettings | None = None, clock: Clock = SYSTEM_CLO
     async def share(directory: Directory) -> None:
         await bus.share_directory(broker, settings, directory.tree())
 
-    app = FastAPI(title="kriselogg notify", version="1", lifespan=lifespan)
+    # Docs: Swagger UI from a package, under the CSP (shared.apidocs), never FastAPI's CDN page.
+    app = FastAPI(
+        title="kriselogg notify", version="1", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     install_problem_handlers(app)
     install_hardening(app, settings.cors_origins)
+    install_docs(app)
     app.include_router(health_router({"store": store_ready, "bus": bus_ready}))
     app.include_router(
         api.build_router(

@@ -1,0 +1,191 @@
+"""API docs that work offline and under the portal's CSP: Swagger UI served from this origin.
+
+Swagger UI's files come from the `fastapi-offline` wheel (never a CDN). FastAPI's own docs page
+starts Swagger UI with an inline script, which the services' `script-src 'self'` (shared.http)
+blocks, and Swagger UI's stylesheet draws its icons from `data:` images, which `img-src 'self'`
+blocks. So the page here starts Swagger UI from a same-origin script, and the stylesheet is
+served with each `data:` image moved to a same-origin file of its own: the docs need no
+exception to the CSP at all.
+
+`install_docs(app)` serves `/docs` and its files on a service; the gateway serves the same page
+for the merged schema. It also completes the description of the problem+json answers.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import re
+from html import escape
+from importlib.resources import files
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse, Response
+
+from shared.http import Problem
+
+DOCS_URL = "/docs"
+ASSETS = f"{DOCS_URL}/assets"
+_PACKAGE = files("fastapi_offline") / "static"
+_CSS_DATA_URL = re.compile(r'url\((?:"(data:(?:[^"\\]|\\.)*)"|(data:[^)"]*))\)')
+_CSS_ESCAPE = re.compile(r"\\(.)")
+_EXTENSIONS = {"image/svg+xml": "svg", "image/png": "png", "image/jpeg": "jpg", "image/gif": "gif"}
+_MEDIA_TYPES = {
+    "js": "text/javascript; charset=utf-8",
+    "css": "text/css; charset=utf-8",
+    **{ext: media for media, ext in _EXTENSIONS.items()},
+}
+_CACHE = {"Cache-Control": "public, max-age=86400"}
+
+# Starts Swagger UI; the schema's URL comes from the page (a data attribute), not from code.
+INIT_JS = """\
+"use strict";
+window.addEventListener("DOMContentLoaded", function () {
+  var root = document.getElementById("swagger-ui");
+  window.ui = SwaggerUIBundle({
+    url: root.dataset.openapiUrl,
+    dom_id: "#swagger-ui",
+    deepLinking: true,
+    docExpansion: "list",
+    defaultModelsExpandDepth: 0,
+    showExtensions: true,
+    // No badge from the public validator: these docs talk to this origin only.
+    validatorUrl: null,
+    presets: [SwaggerUIBundle.presets.apis],
+    layout: "BaseLayout",
+  });
+});
+"""
+
+
+def docs_page(title: str, openapi_url: str) -> str:
+    """The HTML of the docs page: no inline script or style, everything from `ASSETS`."""
+    return (
+        "<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{escape(title)} - API</title>"
+        f"<link rel='icon' type='image/png' href='{ASSETS}/favicon.png'>"
+        f"<link rel='stylesheet' href='{ASSETS}/swagger-ui.css'>"
+        "</head><body>"
+        f"<div id='swagger-ui' data-openapi-url='{escape(openapi_url)}'></div>"
+        f"<script src='{ASSETS}/swagger-ui-bundle.js'></script>"
+        f"<script src='{ASSETS}/swagger-ui-init.js'></script>"
+        "</body></html>"
+    )
+
+
+def _data_url(url: str) -> tuple[bytes, str]:
+    """(content, file extension) of a `data:` URL."""
+    header, _, payload = url.removeprefix("data:").partition(",")
+    media, *params = header.split(";")
+    content = base64.b64decode(payload) if "base64" in params else unquote_to_bytes(payload)
+    return content, _EXTENSIONS.get(media, "bin")
+
+
+@functools.cache
+def assets() -> dict[str, bytes]:
+    """Every file the docs page loads, by name under `ASSETS`."""
+    found: dict[str, bytes] = {
+        "swagger-ui-bundle.js": (_PACKAGE / "swagger-ui-bundle.js").read_bytes(),
+        "favicon.png": (_PACKAGE / "favicon.png").read_bytes(),
+        "swagger-ui-init.js": INIT_JS.encode(),
+    }
+
+    def same_origin(match: re.Match[str]) -> str:
+        quoted, bare = match.groups()
+        url = _CSS_ESCAPE.sub(r"\1", quoted) if quoted is not None else bare
+        content, ext = _data_url(url)
+        name = f"img/{hashlib.sha256(content).hexdigest()[:16]}.{ext}"
+        found[name] = content
+        return f"url({name})"  # relative to the stylesheet: {ASSETS}/img/...
+
+    css = (_PACKAGE / "swagger-ui.css").read_text("utf-8")
+    css = _CSS_DATA_URL.sub(same_origin, css)
+    # The source map is not shipped; without this line a browser's devtools would ask for it.
+    css = re.sub(r"/\*# sourceMappingURL=[^*]*\*/", "", css)
+    found["swagger-ui.css"] = css.encode()
+    return found
+
+
+def asset_response(name: str) -> Response:
+    content = assets().get(name)
+    if content is None:
+        raise Problem(404, "Not found", f"The API docs have no file {name}.")
+    media = _MEDIA_TYPES.get(name.rsplit(".", 1)[-1], "application/octet-stream")
+    return Response(content, media_type=media, headers=_CACHE)
+
+
+PROBLEM_FIELDS: dict[str, tuple[str, Any]] = {
+    "type": (
+        "A URI naming the kind of problem; `about:blank` when the title says it all",
+        "about:blank",
+    ),
+    "title": (
+        "A short summary of the problem, the same for every occurrence of it",
+        "Invalid request",
+    ),
+    "status": ("The HTTP status code, repeated in the body", 422),
+    "detail": (
+        "What went wrong this time, and what to do about it, for a person",
+        "title: Field required",
+    ),
+    "errors": (
+        "Only on 422: one entry per invalid field",
+        [{"field": "title", "message": "Field required"}],
+    ),
+    "errors[].field": ("The field, as a path into the body or query (`affected[0]`)", "title"),
+    "errors[].message": ("What is wrong with it", "Field required"),
+}
+
+
+def describe_problem(schema: dict[str, Any]) -> None:
+    """Describe each field of the problem+json schema (shared.http) in an OpenAPI document."""
+    problem = schema.get("components", {}).get("schemas", {}).get("Problem")
+    if problem is None:
+        return
+    problem.setdefault(
+        "description",
+        "An error as RFC 9457 problem+json; some problems add fields of their own "
+        "(e.g. `retry_after` on 429, `problems` on an invalid directory)",
+    )
+    for name, prop in problem["properties"].items():
+        description, example = PROBLEM_FIELDS[name]
+        prop.setdefault("description", description)
+        prop.setdefault("examples", [example])
+    for name, prop in problem["properties"]["errors"]["items"]["properties"].items():
+        description, example = PROBLEM_FIELDS[f"errors[].{name}"]
+        prop.setdefault("description", description)
+        prop.setdefault("examples", [example])
+
+
+def install_docs(app: FastAPI, openapi_url: str = "/openapi.json") -> None:
+    """`/docs` (Swagger UI, offline, under the CSP) for `app`; call after install_hardening.
+
+    The FastAPI app must be made with `docs_url=None, redoc_url=None`, or FastAPI's own pages,
+    which load Swagger UI from a CDN, would be served instead.
+    """
+    if app.docs_url is not None or app.redoc_url is not None:
+        raise ValueError("make the app with docs_url=None, redoc_url=None")
+    title = app.title
+
+    @app.get(DOCS_URL, include_in_schema=False, response_class=HTMLResponse)
+    def docs() -> HTMLResponse:
+        return HTMLResponse(docs_page(title, openapi_url))
+
+    @app.get(ASSETS + "/{name:path}", include_in_schema=False)
+    def docs_asset(name: str) -> Response:
+        return asset_response(name)
+
+    produce = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = produce()
+        describe_problem(schema)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
