@@ -199,7 +199,7 @@ def merged_openapi(services: Mapping[str, FastAPI]) -> dict[str, Any]:
                 operation_ids.add(operation["operationId"])
             merged["paths"][path] = item
     tags = sorted(
-        {t for item in merged["paths"].values() for o in item.values() for t in o["tags"]}
+        {t for item in merged["paths"].values() for o in item.values() for t in o.get("tags", ())}
     )
     merged["tags"] = [{"name": tag} for tag in tags]
     return merged

@@ -26,26 +26,60 @@ class Contract(BaseModel):
         return f"{cls.schema_name}/v{cls.schema_version}"
 
 
+INCIDENT = "0b6f6a52-4a3e-4c9e-9f7e-2d1c1f0e8a11"
+HASH = "9f2c4e1a7b3d5f60e8a1c2b3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f607"
+AT = "2026-03-02T09:15:00Z"
+ALERT = "c513bf3b-f1c0-5fad-825e-3b2d4b7102f6"
+
+
+def _org() -> Any:
+    return Field(description="The organisation", examples=["demo"])
+
+
+def _incident() -> Any:
+    return Field(description="The incident's id", examples=[INCIDENT])
+
+
+def _fact_id(example: str) -> Any:
+    return Field(description="Globally unique; also the Nats-Msg-Id", examples=[example])
+
+
 class Actor(BaseModel):
+    """A person (or a service, `system:<name>`) who did something."""
+
     model_config = ConfigDict(frozen=True)
-    id: str
-    name: str
+    id: str = Field(description="Person id in the organisation's directory", examples=["p-ln"])
+    name: str = Field(description="Their name", examples=["Lise Nord"])
 
 
 class IncidentEventV1(Contract):
     """One stored incident event exactly as exported (DESIGN §8), relayed by incidents."""
 
     schema_name: ClassVar[str] = "IncidentEvent"
-    seq: int
-    type: str
-    incident_id: str
-    org_id: str
-    recorded_at: str
-    occurred_at: str | None = None
-    actor: Actor
-    data: dict[str, Any]
-    prev_hash: str
-    hash: str
+    seq: int = Field(description="The event's place in the incident's log, from 1", examples=[1])
+    type: str = Field(
+        description="IncidentReported, MeasureLogged, NoteAdded, EntryCorrected, "
+        "RecipientAlerted, AlertAcknowledged, AlertEscalated, DeadlineSet, DeadlineMet, "
+        "PhaseChanged, DocumentIssued or IncidentClosed",
+        examples=["IncidentReported"],
+    )
+    incident_id: str = _incident()
+    org_id: str = _org()
+    recorded_at: str = Field(description="When it was stored (UTC, RFC 3339)", examples=[AT])
+    occurred_at: str | None = Field(
+        default=None, description="When it happened, when that was given apart", examples=[AT]
+    )
+    actor: Actor = Field(description="Who did it")
+    data: dict[str, Any] = Field(
+        description="What the event says; for IncidentReported the report (ReportIn) itself",
+        examples=[{"title": "Ringte politiet", "status": "done"}],
+    )
+    prev_hash: str = Field(
+        description="The hash of the event before (64 zeros for seq 1)", examples=["0" * 64]
+    )
+    hash: str = Field(
+        description="SHA-256 (hex) of this event's canonical JSON with prev_hash", examples=[HASH]
+    )
 
     def msg_id(self) -> str:
         return f"{self.incident_id}:{self.seq}"
@@ -59,17 +93,23 @@ class AlertFactV1(Contract):
     """A fact about an alert, published by notify and appended by incidents to the incident log."""
 
     schema_name: ClassVar[str] = "AlertFact"
-    fact_id: str = Field(description="Globally unique; also the Nats-Msg-Id")
-    type: AlertFactType
-    alert_id: str
-    incident_id: str
-    org_id: str
-    at: datetime
-    recipient: Actor
-    role: AlertRole
-    channel: str
-    reason: str | None = None
-    replaces_alert_id: str | None = None
+    fact_id: str = _fact_id(f"{ALERT}:RecipientAlerted")
+    type: AlertFactType = Field(
+        description="What happened to the alert", examples=["RecipientAlerted"]
+    )
+    alert_id: str = Field(description="The alert's id", examples=[ALERT])
+    incident_id: str = _incident()
+    org_id: str = _org()
+    at: datetime = Field(description="When it happened", examples=[AT])
+    recipient: Actor = Field(description="Who was alerted")
+    role: AlertRole = Field(description="Why this person was alerted", examples=["nearest_leader"])
+    channel: str = Field(description="email, sms, webhook or log", examples=["email"])
+    reason: str | None = Field(
+        default=None, description="Why it was escalated", examples=["not acknowledged in time"]
+    )
+    replaces_alert_id: str | None = Field(
+        default=None, description="The alert this one follows up (escalation)", examples=[None]
+    )
 
 
 DutyKind = Literal["law", "routine"]
@@ -83,47 +123,67 @@ class DeadlineFactV1(Contract):
     """
 
     schema_name: ClassVar[str] = "DeadlineFact"
-    fact_id: str = Field(description="Globally unique; also the Nats-Msg-Id")
-    type: Literal["DeadlineSet"] = "DeadlineSet"
-    deadline_id: str
-    incident_id: str
-    org_id: str
-    at: datetime
-    kind: DutyKind
-    title: str
-    legal_ref: str | None = None
-    due_at: datetime
-    due_label: str
-    responsible: Actor
-    responsible_role: str
+    fact_id: str = _fact_id(f"{INCIDENT}:deadline:aml-5-1")
+    type: Literal["DeadlineSet"] = Field(
+        default="DeadlineSet", description="Always DeadlineSet", examples=["DeadlineSet"]
+    )
+    deadline_id: str = Field(description="The duty's id", examples=["aml-5-1"])
+    incident_id: str = _incident()
+    org_id: str = _org()
+    at: datetime = Field(description="When the deadline was computed", examples=[AT])
+    kind: DutyKind = Field(description="law, or the organisation's own routine", examples=["law"])
+    title: str = Field(description="The duty", examples=["Registrer personskaden"])
+    legal_ref: str | None = Field(
+        default=None, description="The law that sets it", examples=["aml § 5-1"]
+    )
+    due_at: datetime = Field(description="When it is due", examples=["2026-03-03T15:00:00Z"])
+    due_label: str = Field(description="The due time in words", examples=["neste virkedag"])
+    responsible: Actor = Field(description="Who answers for it")
+    responsible_role: str = Field(description="Their role in it", examples=["nearest_leader"])
 
 
 class DocumentFactV1(Contract):
     """A log form was issued (downloaded or archived); incidents appends DocumentIssued."""
 
     schema_name: ClassVar[str] = "DocumentFact"
-    fact_id: str = Field(description="Globally unique; also the Nats-Msg-Id")
-    type: Literal["DocumentIssued"] = "DocumentIssued"
-    incident_id: str
-    org_id: str
-    at: datetime
-    format: Literal["docx", "pdf"]
-    as_of_seq: int
-    head_hash: str
-    sha256: str = Field(description="SHA-256 of the file as issued")
-    size: int
-    filename: str
-    issued_by: Actor
-    purpose: Literal["download", "final"] = "download"
+    fact_id: str = _fact_id(f"{INCIDENT}:document:final:12:pdf")
+    type: Literal["DocumentIssued"] = Field(
+        default="DocumentIssued", description="Always DocumentIssued", examples=["DocumentIssued"]
+    )
+    incident_id: str = _incident()
+    org_id: str = _org()
+    at: datetime = Field(description="When it was issued", examples=[AT])
+    format: Literal["docx", "pdf"] = Field(description="Word or PDF", examples=["pdf"])
+    as_of_seq: int = Field(description="The last log entry in the form", examples=[12])
+    head_hash: str = Field(description="The hash of that entry", examples=[HASH])
+    sha256: str = Field(description="SHA-256 of the file as issued", examples=[HASH])
+    size: int = Field(description="Its size in bytes", examples=[37911])
+    filename: str = Field(description="The file's name", examples=["loggskjema-endelig-12.pdf"])
+    issued_by: Actor = Field(description="Who it was issued to")
+    purpose: Literal["download", "final"] = Field(
+        default="download",
+        description="download, or final (archived at the close)",
+        examples=["final"],
+    )
 
 
 class UnitV1(BaseModel):
+    """A unit of the organisation, with who answers for it (person ids)."""
+
     model_config = ConfigDict(frozen=True)
-    id: str
-    parent: str | None = None
-    leader: str | None = None
-    deputies: list[str] = Field(default_factory=list)
-    safety_rep: str | None = None
+    id: str = Field(description="The unit's id", examples=["u-nord"])
+    parent: str | None = Field(
+        default=None, description="The unit above; null at the top", examples=["u-top"]
+    )
+    leader: str | None = Field(default=None, description="Its leader", examples=["p-ln"])
+    deputies: list[str] = Field(
+        default_factory=list,
+        description="The leader's deputies, in order",
+        examples=[["p-stedfortreder"]],
+    )
+    safety_rep: str | None = Field(
+        default=None, description="Its safety representative", examples=["p-vo"]
+    )
 
 
 class DirectoryTreeV1(Contract):
@@ -132,38 +192,53 @@ class DirectoryTreeV1(Contract):
     so a service starting up reads the current tree of every organisation at once."""
 
     schema_name: ClassVar[str] = "DirectoryTree"
-    org_id: str
-    units: list[UnitV1]
-    main_safety_rep: str | None = None
+    org_id: str = _org()
+    units: list[UnitV1] = Field(description="Every unit of the organisation")
+    main_safety_rep: str | None = Field(
+        default=None, description="The main safety representative (person id)", examples=["p-hvo"]
+    )
 
 
 class DeadLetterV1(Contract):
     """A message that could not be processed, kept with the reason (never silently dropped)."""
 
     schema_name: ClassVar[str] = "DeadLetter"
-    service: str
-    reason: str
-    original_subject: str
-    original_msg_id: str | None = None
-    stream_seq: int | None = None
-    body: str
+    service: str = Field(description="The service that gave up on it", examples=["notify"])
+    reason: str = Field(
+        description="Why: the error's kind and ids, never personal data",
+        examples=["PermanentError: organisation demo has no directory"],
+    )
+    original_subject: str = Field(
+        description="Where it was published", examples=["kriselogg.demo.incident.IncidentReported"]
+    )
+    original_msg_id: str | None = Field(
+        default=None, description="Its Nats-Msg-Id", examples=[f"{INCIDENT}:1"]
+    )
+    stream_seq: int | None = Field(
+        default=None, description="Its place in the stream", examples=[42]
+    )
+    body: str = Field(description="The message as it was (UTF-8)", examples=['{"seq": 1}'])
 
 
 class AnchorQueryV1(Contract):
     """Asks the anchor keeper for the latest head it saw of one incident (request-reply)."""
 
     schema_name: ClassVar[str] = "AnchorQuery"
-    org_id: str
-    incident_id: str
+    org_id: str = _org()
+    incident_id: str = _incident()
 
 
 class AnchorV1(Contract):
     """The latest head (seq, hash) of an incident as seen on the bus, kept outside its store."""
 
     schema_name: ClassVar[str] = "Anchor"
-    org_id: str
-    incident_id: str
-    found: bool
-    seq: int = 0
-    hash: str = ""
-    anchored_at: str | None = None
+    org_id: str = _org()
+    incident_id: str = _incident()
+    found: bool = Field(description="False when no head of the incident was seen", examples=[True])
+    seq: int = Field(
+        default=0, description="The latest head's seq (0 when not found)", examples=[12]
+    )
+    hash: str = Field(
+        default="", description="The latest head's hash (empty when not found)", examples=[HASH]
+    )
+    anchored_at: str | None = Field(default=None, description="When it was seen", examples=[AT])

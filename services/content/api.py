@@ -21,7 +21,7 @@ import yaml
 from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from pydantic import BaseModel, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 from starlette.staticfiles import StaticFiles
 
 from services.content.domain import Catalogue, LocalAddition, SearchIndex
@@ -35,6 +35,201 @@ from shared.oidc import Identity, LoginState, OidcClient, OidcError, kriselogg_t
 from shared.policy import VIOLENCE_AND_THREATS
 
 log = logging.getLogger(__name__)
+
+
+VERSION = "a52e2d54986c13a0"
+VERSION_DOC = "The guidance version (also the Content-Version header); give it in the report"
+ADDITION_ID = "3975a5f0-2142-4688-99e0-2589b4a75b4f"
+
+# Local additions are modelled in services.content.domain; their fields are described here, for
+# the OpenAPI document (shared.apidocs.describe_fields).
+FIELD_DOCS: dict[str, dict[str, tuple[str, Any]]] = {
+    "LocalAddition": {
+        "kind": (
+            "article (needs text), aid (needs tasks or text) or contact (needs contact)",
+            "contact",
+        ),
+        "title": ("Its title (2-200 characters)", "Vakttelefonen vår"),
+        "text": ("The text (at most 10 000 characters)", "Ring vakttelefonen døgnet rundt."),
+        "tasks": (
+            "Steps, in order (at most 30)",
+            ["Ring vakttelefonen", "Skriv ned hva som skjedde"],
+        ),
+        "url": ("A link (https)", "https://intranett.example.org/rutiner/vold"),
+        "contact": (
+            "Who to call: needed for a contact",
+            {"name": "Vakttelefonen", "phone": "+47 22 00 00 00"},
+        ),
+    },
+    "Contact": {
+        "name": ("Name or service (2-200 characters)", "Vakttelefonen"),
+        "role": ("What they do (2-200 characters)", "Døgnbemannet vakt"),
+        "phone": ("Phone number (digits, spaces, a leading +)", "+47 22 00 00 00"),
+        "email": ("E-mail address", "vakt@example.org"),
+    },
+}
+
+
+class Ref(BaseModel):
+    id: str = Field(description="Its id", examples=["vold-fysisk"])
+    title: str = Field(description="Its title", examples=["Fysisk vold mot ansatte"])
+
+
+class ThemeRef(Ref):
+    subthemes: list[Ref] = Field(description="Its sub-themes (GET .../subthemes/{id})")
+
+
+class GroupRef(Ref):
+    articles: list[Ref] = Field(description="Its articles (GET .../resources/{id})")
+
+
+class Themes(BaseModel):
+    """The national guidance: themes with their sub-themes, and the resource articles."""
+
+    content_version: str = Field(description=VERSION_DOC, examples=[VERSION])
+    themes: list[ThemeRef] = Field(description="Every theme")
+    resources: list[GroupRef] = Field(description="Resource articles (first aid, plans), by group")
+
+
+class RoleRef(Ref):
+    contact: str | None = Field(
+        default=None, description="How to reach them (external actors)", examples=["Ring 112"]
+    )
+
+
+class LawRef(Ref):
+    summary: str = Field(description="What it says, in short", examples=["Arbeidsgiveren skal…"])
+    url: str = Field(
+        description="Where to read it", examples=["https://lovdata.no/lov/2005-06-17-62/§3-1"]
+    )
+
+
+class Support(BaseModel):
+    internal: list[RoleRef] = Field(description="Who helps from inside the organisation")
+    external: list[RoleRef] = Field(description="Who helps from outside")
+
+
+class AidRef(BaseModel):
+    number: int = Field(description="The aid's number in the sub-theme", examples=[5])
+    title: str = Field(description="Its title", examples=["Risikovurdering av vold og trusler"])
+
+
+class MeasureView(BaseModel):
+    id: str = Field(
+        description="The measure's id (measure_id when it is logged)", examples=["risikovurdering"]
+    )
+    priority: int = Field(description="Its order in the phase, 1 first", examples=[1])
+    title: str = Field(description="What to do", examples=["Kartlegg og risikovurder faren"])
+    responsible: RoleRef = Field(description="Who does it")
+    support: Support = Field(description="Who helps")
+    tasks: list[str] = Field(
+        description="Steps, in order", examples=[["Kartlegg sammen med de ansatte"]]
+    )
+    aids: list[AidRef] = Field(description="The sub-theme's aids for it")
+    law: list[LawRef] = Field(description="The law behind it")
+    resources: list[Ref] = Field(description="Resource articles for it")
+
+
+class PhaseView(BaseModel):
+    id: str = Field(description="forebyggende, akutt or oppfolging", examples=["akutt"])
+    title: str = Field(description="The phase in words", examples=["Akuttfasen"])
+    measures: list[MeasureView] = Field(description="Its measures, by priority")
+
+
+class LinkView(BaseModel):
+    title: str = Field(description="What it links to", examples=["Helsenorge"])
+    url: str = Field(description="Where (https)", examples=["https://www.helsenorge.no"])
+
+
+class AidView(AidRef):
+    responsible: RoleRef = Field(description="Who uses it")
+    purpose: str = Field(description="What it is for", examples=["Å gi den som er rammet trygghet"])
+    tasks: list[str] = Field(description="Steps, in order", examples=[["Bli hos den rammede"]])
+    law: list[LawRef] = Field(description="The law behind it")
+    resources: list[Ref] = Field(description="Resource articles for it")
+    links: list[LinkView] = Field(description="Links elsewhere")
+
+
+class LocalRow(BaseModel):
+    """An organisation's own addition to a sub-theme (LocalAddition, as stored)."""
+
+    id: str = Field(description="Its id (DELETE .../local/{id})", examples=[ADDITION_ID])
+    subtheme_id: str = Field(description="The sub-theme", examples=["vold-fysisk"])
+    kind: str = Field(description="article, aid or contact", examples=["contact"])
+    title: str = Field(description="Its title", examples=["Vakttelefonen vår"])
+    text: str | None = Field(default=None, description="Its text", examples=["Ring vakttelefonen."])
+    tasks: list[str] | None = Field(
+        default=None, description="Steps", examples=[["Ring vakttelefonen"]]
+    )
+    url: str | None = Field(
+        default=None, description="A link", examples=["https://intranett.example.org"]
+    )
+    contact: dict[str, Any] | None = Field(
+        default=None,
+        description="Who to call (Contact)",
+        examples=[{"name": "Vakt", "phone": "+47 22 00 00 00"}],
+    )
+    created_by: str = Field(description="Person id of the admin who added it", examples=["p-admin"])
+    created_at: str = Field(description="When (RFC 3339)", examples=["2026-03-01T12:00:00+00:00"])
+
+
+class SubthemeView(BaseModel):
+    """A sub-theme: its phases with prioritised measures, its aids, and local additions."""
+
+    content_version: str = Field(description=VERSION_DOC, examples=[VERSION])
+    id: str = Field(
+        description="The sub-theme's id (category in a report)", examples=["vold-fysisk"]
+    )
+    title: str = Field(description="Its title", examples=["Fysisk vold mot ansatte"])
+    theme: Ref = Field(description="The theme it belongs to")
+    summary: str = Field(description="What situation it is for", examples=["En ansatt er slått"])
+    phases: list[PhaseView] = Field(description="Before, during and after, in order")
+    aids: list[AidView] = Field(description="Its aids (checklists), by number")
+    local: list[LocalRow] = Field(description="The caller's organisation's own additions")
+
+
+class SectionView(BaseModel):
+    title: str = Field(description="The section's title", examples=["Sikre, varsle, hjelpe"])
+    text: str | None = Field(description="Its text", examples=["De tre grunnreglene gjelder."])
+    steps: list[str] = Field(description="Steps, in order", examples=[["Sikre deg selv og andre."]])
+
+
+class ArticleView(BaseModel):
+    """A resource article."""
+
+    content_version: str = Field(description=VERSION_DOC, examples=[VERSION])
+    id: str = Field(description="The article's id", examples=["forstehjelp-sykdom-ulykker"])
+    title: str = Field(description="Its title", examples=["Førstehjelp ved sykdom og ulykker"])
+    summary: str = Field(
+        description="What it is about", examples=["Hva du gjør de første minuttene"]
+    )
+    keywords: list[str] = Field(description="Words it is found by", examples=[["førstehjelp"]])
+    sections: list[SectionView] = Field(description="Its sections, in order")
+    law: list[LawRef] = Field(description="The law behind it")
+    links: list[LinkView] = Field(description="Links elsewhere")
+    group: Ref = Field(description="Its resource group")
+
+
+class SearchHit(BaseModel):
+    id: str = Field(
+        description="The sub-theme, article or measure", examples=["politiet-varsler-familien"]
+    )
+    title: str = Field(description="Its title", examples=["La politiet varsle familien"])
+    score: float = Field(description="How well it matches; higher is better", examples=[10.9])
+    subtheme: str | None = Field(
+        default=None, description="Measures: their sub-theme", examples=["dodsfall-drap"]
+    )
+    phase: str | None = Field(default=None, description="Measures: their phase", examples=["akutt"])
+
+
+class SearchResult(BaseModel):
+    """Sub-themes, articles and measures in which every search word is found, best first."""
+
+    content_version: str = Field(description=VERSION_DOC, examples=[VERSION])
+    query: str = Field(description="The words searched for", examples=["politi"])
+    subthemes: list[SearchHit] = Field(description="Matching sub-themes")
+    articles: list[SearchHit] = Field(description="Matching resource articles")
+    measures: list[SearchHit] = Field(description="Matching measures")
 
 
 def not_found(kind: str, item_id: str) -> Problem:
@@ -59,11 +254,17 @@ def build_router(
     def answer(body: dict[str, Any], status: int = 200) -> JSONResponse:
         return JSONResponse(body, status_code=status, headers=headers)
 
-    @router.get("/themes", summary="Themes with their sub-themes, and the resources")
+    @router.get(
+        "/themes", summary="Themes with their sub-themes, and the resources", response_model=Themes
+    )
     def themes(_: Caller) -> JSONResponse:
         return answer(tree)
 
-    @router.get("/subthemes/{subtheme_id}", summary="Phases with prioritised measures and aids")
+    @router.get(
+        "/subthemes/{subtheme_id}",
+        summary="Phases with prioritised measures and aids",
+        response_model=SubthemeView,
+    )
     async def subtheme(subtheme_id: str, who: Caller) -> JSONResponse:
         view = subthemes.get(subtheme_id)
         if view is None:
@@ -71,14 +272,22 @@ def build_router(
         additions = await asyncio.to_thread(local.for_subtheme, who.org_id, subtheme_id)
         return answer({"content_version": version, **view, "local": additions})
 
-    @router.get("/resources/{article_id}", summary="A resource article (first aid, plans, ...)")
+    @router.get(
+        "/resources/{article_id}",
+        summary="A resource article (first aid, plans, ...)",
+        response_model=ArticleView,
+    )
     def resource(article_id: str, _: Caller) -> JSONResponse:
         view = articles.get(article_id)
         if view is None:
             raise not_found("Ressursen", article_id)
         return answer({"content_version": version, **view})
 
-    @router.get("/search", summary="Sub-themes, measures and articles matching the words")
+    @router.get(
+        "/search",
+        summary="Sub-themes, measures and articles matching the words",
+        response_model=SearchResult,
+    )
     def search(
         _: Caller,
         q: Annotated[str, Query(min_length=1, max_length=200, description="Search words")],
@@ -94,6 +303,7 @@ def build_router(
         "/subthemes/{subtheme_id}/local",
         status_code=201,
         summary="Add the organisation's own article, aid or contact to a sub-theme (admin)",
+        response_model=LocalRow,
     )
     async def add_local(subtheme_id: str, addition: LocalAddition, who: Caller) -> JSONResponse:
         if not who.has_any("admin"):
@@ -129,7 +339,51 @@ LOGIN_AUDIENCE = "kriselogg-login"
 
 
 class DevLoginIn(BaseModel):
-    person_id: Annotated[str, StringConstraints(max_length=64)]
+    person_id: Annotated[str, StringConstraints(max_length=64)] = Field(
+        description="One of the demo people (GET /api/v1/auth/dev)", examples=["p-ln"]
+    )
+
+
+TOKEN_EXAMPLE = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJwLWxuIn0.c2lnbmF0dXJl"  # noqa: S105 - a made-up example
+
+
+class LoggedIn(BaseModel):
+    """A kriselogg token for the person (also set as an HttpOnly cookie for the portal)."""
+
+    token: str = Field(
+        description="Send it as 'Authorization: Bearer <token>'; valid 12 hours",
+        examples=[TOKEN_EXAMPLE],
+    )
+    person_id: str = Field(description="Who is logged in", examples=["p-ln"])
+    name: str = Field(description="Their name", examples=["Lise Nord"])
+    org_id: str = Field(description="Their organisation", examples=["demo"])
+    roles: list[str] = Field(
+        description="reporter, leader, safety_rep, hr, auditor and/or admin", examples=[["leader"]]
+    )
+
+
+class DevLoggedIn(LoggedIn):
+    development_login: bool = Field(
+        description="Always true: a demo login without a password", examples=[True]
+    )
+
+
+class DemoPerson(BaseModel):
+    person_id: str = Field(description="Log in as this (POST /api/v1/auth/dev)", examples=["p-ln"])
+    name: str = Field(description="Their name", examples=["Lise Nord"])
+    roles: list[str] = Field(description="Their roles", examples=[["leader"]])
+    what: str = Field(
+        description="Who they are in the demo", examples=["leader of Hjemmetjenesten nord"]
+    )
+    org_id: str = Field(description="The demo organisation", examples=["demo"])
+
+
+class DemoPeople(BaseModel):
+    warning: str = Field(
+        description="That this is for the demo only",
+        examples=["Utviklingsinnlogging: bare for demoen, aldri i drift."],
+    )
+    people: list[DemoPerson] = Field(description="Everyone one may log in as")
 
 
 def auth_router(
@@ -158,7 +412,13 @@ def auth_router(
             )
         return oidc
 
-    @router.get("/login", status_code=302, dependencies=[Depends(limit)])
+    @router.get(
+        "/login",
+        status_code=302,
+        dependencies=[Depends(limit)],
+        summary="Start the login at the organisation's identity provider (a redirect)",
+        response_description="To the identity provider",
+    )
     async def login() -> Response:
         url, state = await client().login_url()
         signed = jwt.encode(
@@ -182,7 +442,13 @@ def auth_router(
         )  # fmt: skip
         return response
 
-    @router.get("/callback", dependencies=[Depends(limit)])
+    @router.get(
+        "/callback",
+        dependencies=[Depends(limit)],
+        summary="Where the identity provider sends the person back",
+        response_model=LoggedIn,
+        response_description="The token (a browser is sent on to the portal instead, 303)",
+    )
     async def callback(
         request: Request,
         code: Annotated[str | None, Query(max_length=2000)] = None,
@@ -245,7 +511,12 @@ def auth_router(
             )
         return people
 
-    @router.get("/dev", dependencies=[Depends(limit)])
+    @router.get(
+        "/dev",
+        dependencies=[Depends(limit)],
+        response_model=None,
+        responses={200: {"model": DemoPeople, "description": "The demo people"}},
+    )
     def dev_login_people() -> dict[str, Any]:
         """DEVELOPMENT ONLY: the demo people anyone may log in as (embedded demo mode)."""
         return {
@@ -253,7 +524,7 @@ def auth_router(
             "people": demo(),
         }
 
-    @router.post("/dev", dependencies=[Depends(limit)])
+    @router.post("/dev", dependencies=[Depends(limit)], response_model=DevLoggedIn)
     def dev_login(body: DevLoginIn) -> JSONResponse:
         """DEVELOPMENT ONLY: a token for one of the demo people, without a password."""
         person = next((p for p in demo() if p["person_id"] == body.person_id), None)

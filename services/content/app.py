@@ -56,7 +56,7 @@ def create_app(settings: ContentSettings | None = None, clock: Clock = SYSTEM_CL
     )
     install_problem_handlers(app)
     install_hardening(app, settings.cors_origins)
-    install_docs(app)
+    install_docs(app, api.FIELD_DOCS)
     app.include_router(health_router({"catalogue": catalogue_ready, "store": store_ready}))
     app.include_router(api.build_router(catalogue, index, local, caller_dependency(key, clock)))
     # `kriselogg up` with its demo sets this list; nothing else ever does.

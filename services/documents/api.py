@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, Field
 
 from services.documents.store import (
     MEDIA_TYPES,
@@ -22,6 +23,30 @@ from services.documents.store import (
 from shared.auth import Principal
 from shared.http import Problem
 from shared.schemas import Actor
+
+
+class ArchivedFile(BaseModel):
+    filename: str = Field(
+        description="The file's name (GET .../archive/{filename})",
+        examples=["loggskjema-endelig-12.pdf"],
+    )
+    size: int = Field(description="Its size in bytes", examples=[37911])
+    sha256: str = Field(
+        description="SHA-256 of the file (hex), as in its DocumentIssued entry",
+        examples=["c324d691f55402bfed1c1341694fd20ccae4388a6c126e173542a718f5af0e11"],
+    )
+    stored_at: str = Field(
+        description="When it was archived (RFC 3339)", examples=["2026-03-09T14:02:11+00:00"]
+    )
+
+
+class Archived(BaseModel):
+    """The final log forms of a closed incident, as archived when it was closed."""
+
+    incident_id: str = Field(
+        description="The incident", examples=["0b6f6a52-4a3e-4c9e-9f7e-2d1c1f0e8a11"]
+    )
+    files: list[ArchivedFile] = Field(description="Word and PDF, by name")
 
 
 def file_response(description: str) -> dict[str, Any]:
@@ -57,6 +82,7 @@ def build_router(
 
     @router.get(
         "/incidents/{incident_id}/log.{fmt}",
+        summary="The log form as Word or PDF, from the verified log",
         response_class=Response,
         responses={
             200: file_response("The log form"),
@@ -126,7 +152,12 @@ def build_router(
         except IncidentUnavailable as exc:
             raise Problem(503, "Incidents unavailable", f"Try again shortly ({exc}).") from None
 
-    @router.get("/incidents/{incident_id}")
+    @router.get(
+        "/incidents/{incident_id}",
+        summary="The archived final log forms of a closed incident",
+        response_model=None,
+        responses={200: {"model": Archived, "description": "The files"}},
+    )
     async def archived(incident_id: UUID, who: Caller, request: Request) -> dict[str, Any]:
         """The final log forms kept when the incident was closed."""
         await may_read(incident_id, request)
@@ -137,6 +168,7 @@ def build_router(
 
     @router.get(
         "/incidents/{incident_id}/archive/{filename}",
+        summary="One archived file",
         response_class=Response,
         responses={200: file_response("The archived file")},
     )

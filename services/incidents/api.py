@@ -25,6 +25,7 @@ from shared.auth import Principal
 from shared.canonical import canonical_json, rfc3339
 from shared.http import Problem
 from shared.policy import Action, IncidentFacts, OrgTree, allowed, visible
+from shared.schemas import Actor, IncidentEventV1
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,100}$")]
 Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -36,72 +37,425 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+INCIDENT_ID = "0b6f6a52-4a3e-4c9e-9f7e-2d1c1f0e8a11"
+HASH = "9f2c4e1a7b3d5f60e8a1c2b3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f607"
+AT = "2026-03-02T09:15:00Z"
+SLUG = "Letters, digits and _ . : - (at most 100)"
+FACTS = (
+    "What is known about the harm, one key each. `death`: someone died. `serious_injury`: "
+    "serious personal injury (the Labour Inspectorate and the police are told at once, aml § 5-2). "
+    "`serious_psychological_injury`: serious psychological injury. `injury`: any personal "
+    "injury (registered, aml § 5-1; occupational injury form to NAV, ftrl § 13-14). "
+    "`sick_leave_from`: the first day of sick leave, as a date (YYYY-MM-DD). "
+    "`police_involved`: the police were called or came. The yes/no keys take true or false; "
+    "leave a key out while it is not known (null is refused). `death`, `serious_injury` and "
+    "`injury` decide the duties and deadlines; other keys (at most 30 in all, values true, "
+    "false, a number or a text of at most 500 characters) are kept in the log as given."
+)
+FACTS_EXAMPLE = {
+    "death": False,
+    "serious_injury": False,
+    "serious_psychological_injury": False,
+    "injury": True,
+    "sick_leave_from": "2026-03-03",
+    "police_involved": True,
+}
+
+
 class ReportIn(Strict):
-    category: Slug = Field(description="Guidance sub-theme id, e.g. vold-fysisk")
-    title: Line
-    description: Text | None = None
-    occurred_at: AwareDatetime | None = Field(
-        None,
-        description="When it happened, with a time zone; left out, the time of the report",
+    """A new incident: what happened, where, to whom, and what is known of the harm."""
+
+    category: Slug = Field(
+        description="Guidance sub-theme id, e.g. vold-fysisk (GET /api/v1/guidance/themes). "
+        + SLUG,
+        examples=["vold-fysisk"],
     )
-    place: Line | None = None
-    unit_id: Slug
-    affected: list[Slug] = Field(default_factory=list, max_length=50)
-    severity: Literal["low", "medium", "high", "critical"]
-    facts: dict[Slug, FactValue] = Field(default_factory=dict, max_length=30)
-    content_version: Slug | None = None
+    title: Line = Field(
+        description="What happened, in one line (1-200 characters)",
+        examples=["Slått og truet av bruker under hjemmebesøk"],
+    )
+    description: Text | None = Field(
+        default=None,
+        description="What happened, in more words (at most 10 000 characters)",
+        examples=["Brukeren ble urolig og slo den ansatte i ansiktet. Den ansatte gikk ut."],
+    )
+    occurred_at: AwareDatetime | None = Field(
+        default=None,
+        description="When it happened, with a time zone; left out, the time of the report",
+        examples=["2026-03-02T10:05:00+01:00"],
+    )
+    place: Line | None = Field(
+        default=None,
+        description="Where it happened (1-200 characters)",
+        examples=["Storgata 1, Tromsø"],
+    )
+    unit_id: Slug = Field(
+        description=f"The unit where it happened, an id of the organisation's directory. {SLUG}",
+        examples=["u-nord"],
+    )
+    affected: list[Slug] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Person ids of those it happened to (at most 50)",
+        examples=[["p-ansatt"]],
+    )
+    severity: Literal["low", "medium", "high", "critical"] = Field(
+        description="How serious it is, as the reporter sees it", examples=["high"]
+    )
+    facts: dict[Slug, FactValue] = Field(
+        default_factory=dict, max_length=30, description=FACTS, examples=[FACTS_EXAMPLE]
+    )
+    content_version: Slug | None = Field(
+        default=None,
+        description="The guidance version the reporter followed (`content_version` of the "
+        "guidance answers)",
+        examples=["a52e2d54986c13a0"],
+    )
 
 
 class MeasureIn(Strict):
-    measure_id: Slug | None = None
-    title: Line | None = None
-    status: Literal["done", "started", "not_applicable"]
-    performed_at: AwareDatetime | None = None
-    note: Text | None = None
+    """A measure taken (or started, or found not to apply): from the guidance, or one's own."""
+
+    measure_id: Slug | None = Field(
+        default=None,
+        description="The guidance measure's id; give it, a title, or both",
+        examples=["risikovurdering"],
+    )
+    title: Line | None = Field(
+        default=None,
+        description="The measure in words; needed when it is not one of the guidance",
+        examples=["Ringte politiet"],
+    )
+    status: Literal["done", "started", "not_applicable"] = Field(
+        description="Done, started, or not applicable to this incident", examples=["done"]
+    )
+    performed_at: AwareDatetime | None = Field(
+        default=None,
+        description="When it was done, with a time zone; left out, now",
+        examples=["2026-03-02T10:20:00+01:00"],
+    )
+    note: Text | None = Field(
+        default=None,
+        description="Anything to add (at most 10 000 characters)",
+        examples=["Politiet kom."],
+    )
 
 
 class NoteIn(Strict):
-    text: Text
+    text: Text = Field(
+        description="The note (1-10 000 characters)",
+        examples=["Snakket med den ansatte; hun ønsker oppfølging fra bedriftshelsetjenesten."],
+    )
 
 
 class CorrectionIn(Strict):
-    seq: int = Field(ge=1, description="The seq of the entry being corrected")
-    reason: Text
-    note: Text | None = None
+    """A correction of an entry: the entry stays in the log, marked as corrected."""
+
+    seq: int = Field(ge=1, description="The seq of the entry being corrected", examples=[9])
+    reason: Text = Field(
+        description="Why it is corrected (1-10 000 characters)", examples=["Feil tidspunkt"]
+    )
+    note: Text | None = Field(
+        default=None,
+        description="What is right instead (at most 10 000 characters)",
+        examples=["Tiltaket ble utført kl. 10.40, ikke 10.20."],
+    )
 
 
 class DeadlineMetIn(Strict):
-    met_at: AwareDatetime | None = Field(default=None, description="When it was done; default now")
-    note: Text | None = None
+    met_at: AwareDatetime | None = Field(
+        default=None,
+        description="When it was done; default now",
+        examples=["2026-03-03T08:30:00+01:00"],
+    )
+    note: Text | None = Field(
+        default=None,
+        description="How it was done (at most 10 000 characters)",
+        examples=["Registrert i avvikssystemet, sak 2026-114."],
+    )
 
 
 class PhaseIn(Strict):
     phase: Literal["akutt", "oppfolging"] = Field(
-        description="The acute phase, or follow-up once the immediate danger is over"
+        description="The acute phase, or follow-up once the immediate danger is over",
+        examples=["oppfolging"],
     )
-    note: Text | None = None
+    note: Text | None = Field(
+        default=None,
+        description="Why (at most 10 000 characters)",
+        examples=["Faren er over; videre oppfølging."],
+    )
 
 
 class CloseIn(Strict):
-    summary: Text
+    summary: Text = Field(
+        description="How the incident ended and what was learnt (1-10 000 characters)",
+        examples=["Den ansatte er tilbake i arbeid. Rutinen for hjemmebesøk er endret."],
+    )
 
 
 class Written(BaseModel):
-    id: str
-    seq: int
-    hash: str
+    """An entry appended to the incident's log."""
+
+    id: str = Field(description="The incident's id", examples=[INCIDENT_ID])
+    seq: int = Field(description="The entry's place in the log (the report is 1)", examples=[2])
+    hash: str = Field(
+        description="SHA-256 of the entry, chained to the one before (hex)", examples=[HASH]
+    )
 
 
 class VerifyOut(BaseModel):
-    valid: bool
-    length: int
-    head_hash: str
-    first_invalid_seq: int | None
-    reason: str | None = None
-    anchor_checked: bool = Field(
-        description="False when the anchor keeper did not answer; the chain alone was checked"
+    """Whether the incident's log is whole: every hash chained, and as long as its anchor."""
+
+    valid: bool = Field(description="True when the whole chain verifies", examples=[True])
+    length: int = Field(description="How many entries the log has", examples=[12])
+    head_hash: str = Field(description="The hash of the last entry", examples=[HASH])
+    first_invalid_seq: int | None = Field(
+        description="The first entry that does not verify; null when all do", examples=[None]
     )
-    anchored_seq: int | None = None
+    reason: str | None = Field(
+        default=None, description="Why it does not verify; null when it does", examples=[None]
+    )
+    anchor_checked: bool = Field(
+        description="False when the anchor keeper did not answer; the chain alone was checked",
+        examples=[True],
+    )
+    anchored_seq: int | None = Field(
+        default=None,
+        description="The last entry the anchor keeper (documents) saw; null without an anchor",
+        examples=[12],
+    )
+
+
+class IncidentSummary(BaseModel):
+    """One incident in the list."""
+
+    id: str = Field(description="The incident's id", examples=[INCIDENT_ID])
+    org_id: str = Field(description="The organisation (the caller's)", examples=["demo"])
+    title: str = Field(description="What happened, in one line", examples=["Slått av bruker"])
+    category: str = Field(description="Guidance sub-theme id", examples=["vold-fysisk"])
+    severity: str = Field(description="low, medium, high or critical", examples=["high"])
+    reported_at: str = Field(description="When it was reported (UTC, RFC 3339)", examples=[AT])
+    unit_id: str = Field(description="The unit where it happened", examples=["u-nord"])
+    reported_by: str = Field(description="Person id of the reporter", examples=["p-ansatt"])
+    status: str = Field(description="open or closed", examples=["open"])
+
+
+class Entry(BaseModel):
+    """What every entry of the incident's state has."""
+
+    seq: int = Field(description="The entry's place in the log", examples=[9])
+    recorded_at: str = Field(description="When it was recorded (UTC, RFC 3339)", examples=[AT])
+    occurred_at: str | None = Field(
+        description="When it happened, when given apart from the recording", examples=[None]
+    )
+    actor: Actor = Field(description="Who wrote it")
+
+
+class MeasureEntry(Entry):
+    measure_id: str | None = Field(
+        default=None,
+        description="The guidance measure, when it is one",
+        examples=["risikovurdering"],
+    )
+    title: str | None = Field(
+        default=None, description="The measure in words", examples=["Ringte politiet"]
+    )
+    status: str = Field(description="done, started or not_applicable", examples=["done"])
+    performed_by: Actor | None = Field(default=None, description="Who logged the measure")
+    note: str | None = Field(default=None, description="Anything added", examples=["Politiet kom."])
+    corrections: list[int] = Field(description="Seqs of the corrections of it", examples=[[]])
+
+
+class NoteEntry(Entry):
+    text: str = Field(description="The note", examples=["Snakket med den ansatte."])
+    corrections: list[int] = Field(description="Seqs of the corrections of it", examples=[[]])
+
+
+class CorrectionEntry(Entry):
+    corrects_seq: int = Field(description="The entry it corrects", examples=[9])
+    reason: str = Field(description="Why", examples=["Feil tidspunkt"])
+    note: str | None = Field(
+        default=None, description="What is right instead", examples=["Kl. 10.40."]
+    )
+
+
+class AlertState(BaseModel):
+    """An alert of the incident, as its facts from notify tell it."""
+
+    alert_id: str = Field(
+        description="The alert's id", examples=["c513bf3b-f1c0-5fad-825e-3b2d4b7102f6"]
+    )
+    recipient: Actor | None = Field(default=None, description="Who was alerted")
+    role: str | None = Field(
+        default=None,
+        description="Why: nearest_leader, deputy, safety_rep, main_safety_rep, hr or leader",
+        examples=["nearest_leader"],
+    )
+    channel: str | None = Field(
+        default=None, description="How: email, sms, webhook or log", examples=["email"]
+    )
+    status: str | None = Field(
+        default=None, description="sent, acknowledged or escalated", examples=["acknowledged"]
+    )
+    alerted_at: str | None = Field(default=None, description="When it was sent", examples=[AT])
+    seq: int | None = Field(default=None, description="The log entry of the alert", examples=[4])
+    acknowledged_at: str | None = Field(
+        default=None,
+        description="When the recipient acknowledged it",
+        examples=["2026-03-02T09:18:00Z"],
+    )
+    escalation_reason: str | None = Field(
+        default=None,
+        description="Why it went on to the next person",
+        examples=["not acknowledged in 15 min"],
+    )
+
+
+class DeadlineState(BaseModel):
+    """A duty with a deadline, set by notify from the facts of the report."""
+
+    deadline_id: str = Field(description="The duty's id", examples=["aml-5-1"])
+    fact_id: str | None = Field(
+        default=None,
+        description="The fact it came from",
+        examples=[f"{INCIDENT_ID}:deadline:aml-5-1"],
+    )
+    kind: str | None = Field(
+        default=None, description="law, or the organisation's own routine", examples=["law"]
+    )
+    title: str | None = Field(
+        default=None, description="The duty", examples=["Registrer personskaden"]
+    )
+    legal_ref: str | None = Field(
+        default=None, description="The law that sets it", examples=["aml § 5-1"]
+    )
+    due_at: str | None = Field(
+        default=None, description="When it is due", examples=["2026-03-03T15:00:00Z"]
+    )
+    due_label: str | None = Field(
+        default=None, description="The due time in words", examples=["neste virkedag"]
+    )
+    responsible: Actor | None = Field(default=None, description="Who answers for it")
+    responsible_role: str | None = Field(
+        default=None, description="Their role in it", examples=["nearest_leader"]
+    )
+    met_at: str | None = Field(
+        description="When it was done; null while it is not", examples=[None]
+    )
+    seq: int = Field(description="The log entry that set it", examples=[2])
+
+
+class DocumentEntry(Entry):
+    """A log form that was issued (downloaded, or archived at the close)."""
+
+    format: str | None = Field(default=None, description="docx or pdf", examples=["pdf"])
+    filename: str | None = Field(
+        default=None, description="The file's name", examples=["loggskjema-12.pdf"]
+    )
+    as_of_seq: int | None = Field(
+        default=None, description="The last entry in the form", examples=[12]
+    )
+    head_hash: str | None = Field(
+        default=None, description="The hash of that entry", examples=[HASH]
+    )
+    sha256: str | None = Field(
+        default=None, description="SHA-256 of the file as issued", examples=[HASH]
+    )
+    size: int | None = Field(default=None, description="Its size in bytes", examples=[37911])
+    issued_by: Actor | None = Field(default=None, description="Who it was issued to")
+    purpose: str | None = Field(
+        default=None,
+        description="download, or final (archived at the close)",
+        examples=["download"],
+    )
+
+
+class IncidentState(BaseModel):
+    """The incident as its log tells it (at a point in time, for the timeline)."""
+
+    id: str = Field(description="The incident's id", examples=[INCIDENT_ID])
+    status: str = Field(description="open or closed", examples=["open"])
+    phase: str = Field(description="akutt, oppfolging or avsluttet", examples=["akutt"])
+    measures: list[MeasureEntry] = Field(description="The measures logged, in order")
+    notes: list[NoteEntry] = Field(description="The notes, in order")
+    corrections: list[CorrectionEntry] = Field(description="The corrections, in order")
+    alerts: dict[str, AlertState] = Field(
+        description="The alerts, by alert id",
+        examples=[
+            {
+                "c513bf3b-f1c0-5fad-825e-3b2d4b7102f6": {
+                    "alert_id": "c513bf3b-f1c0-5fad-825e-3b2d4b7102f6",
+                    "role": "nearest_leader",
+                    "status": "sent",
+                }
+            }
+        ],
+    )
+    deadlines: dict[str, DeadlineState] = Field(
+        description="The duties with deadlines, by deadline id",
+        examples=[
+            {
+                "aml-5-1": {
+                    "deadline_id": "aml-5-1",
+                    "title": "Registrer personskaden",
+                    "met_at": None,
+                    "seq": 2,
+                }
+            }
+        ],
+    )
+    documents: list[DocumentEntry] = Field(description="The log forms issued, in order")
+    summary: str | None = Field(description="The closing summary; null while open", examples=[None])
+    closed_at: str | None = Field(
+        description="When it was closed; null while open", examples=[None]
+    )
+    length: int = Field(description="How many entries the log has", examples=[12])
+    head_hash: str = Field(description="The hash of the last entry", examples=[HASH])
+    updated_at: str | None = Field(
+        default=None, description="When the last entry was recorded", examples=[AT]
+    )
+    org_id: str | None = Field(default=None, description="The organisation", examples=["demo"])
+    reported_by: Actor | None = Field(default=None, description="Who reported it")
+    reported_at: str | None = Field(default=None, description="When it was reported", examples=[AT])
+    occurred_at: str | None = Field(default=None, description="When it happened", examples=[AT])
+    category: str | None = Field(
+        default=None, description="As reported (ReportIn)", examples=["vold-fysisk"]
+    )
+    title: str | None = Field(default=None, description="As reported", examples=["Slått av bruker"])
+    description: str | None = Field(
+        default=None, description="As reported", examples=["Brukeren slo."]
+    )
+    place: str | None = Field(
+        default=None, description="As reported", examples=["Storgata 1, Tromsø"]
+    )
+    unit_id: str | None = Field(default=None, description="As reported", examples=["u-nord"])
+    affected: list[str] | None = Field(
+        default=None, description="As reported", examples=[["p-ansatt"]]
+    )
+    severity: str | None = Field(default=None, description="As reported", examples=["high"])
+    facts: dict[str, Any] | None = Field(
+        default=None, description="As reported; see `facts` of ReportIn", examples=[FACTS_EXAMPLE]
+    )
+    content_version: str | None = Field(
+        default=None, description="As reported", examples=["a52e2d54986c13a0"]
+    )
+
+
+class TimelineOut(BaseModel):
+    """The log replayed up to a point: the state then, and the entries that made it."""
+
+    incident: IncidentState = Field(description="The incident as it stood then")
+    events: list[IncidentEventV1] = Field(description="Its entries up to then, in order")
+
+
+class AccessEntry(BaseModel):
+    """One reading or export of the incident's log."""
+
+    person_id: str = Field(description="Who", examples=["p-ln"])
+    name: str = Field(description="Their name", examples=["Lise Nord"])
+    action: str = Field(description="read or export", examples=["read"])
+    at: str = Field(description="When (RFC 3339)", examples=["2026-03-02T09:20:00+00:00"])
 
 
 AnchorLookup = Callable[[str, str], Awaitable[tuple[int, str] | None]]
@@ -174,7 +528,13 @@ def build_router(
     # sync endpoint goes through anyio's thread pool, which cost the event loop (which also
     # serves every other request and the relay) about twice as much per request.
 
-    @router.post("", status_code=201, response_model=Written)
+    @router.post(
+        "",
+        status_code=201,
+        response_model=Written,
+        summary="Report an incident",
+        response_description="The incident is opened; its log has the report as entry 1",
+    )
     async def report(body: ReportIn, who: Caller) -> Response:
         if not allowed(who, "report", None, tree(who.org_id)):
             raise Problem(403, "Not allowed", "Your role cannot report incidents.")
@@ -190,7 +550,12 @@ def build_router(
         )
         return _written(incident)
 
-    @router.get("")
+    @router.get(
+        "",
+        summary="The incidents the caller may see",
+        response_model=None,
+        responses={200: {"model": list[IncidentSummary], "description": "Newest first"}},
+    )
     def list_incidents(
         who: Caller, status: Literal["open", "closed"] | None = None
     ) -> list[dict[str, Any]]:
@@ -199,7 +564,11 @@ def build_router(
         shown = set(visible(who, facts, tree(who.org_id)))
         return [vars(e) for e in entries if e.id in shown]
 
-    @router.get("/{incident_id}")
+    @router.get(
+        "/{incident_id}",
+        summary="The incident as its log tells it now",
+        response_model=IncidentState,
+    )
     def get_incident(incident_id: UUID, who: Caller) -> Response:
         permitted(incident_id, who, "read")
         state = log.state_json(incident_id, who.org_id)
@@ -207,7 +576,13 @@ def build_router(
             raise _not_found(incident_id)
         return Response(state, media_type="application/json")
 
-    @router.post("/{incident_id}/measures", status_code=201, response_model=Written)
+    @router.post(
+        "/{incident_id}/measures",
+        status_code=201,
+        response_model=Written,
+        summary="Log a measure",
+        response_description="The measure is in the log",
+    )
     async def log_measure(incident_id: UUID, body: MeasureIn, who: Caller) -> Response:
         if not body.measure_id and not body.title:
             raise Problem(422, "Invalid request", "Give measure_id or title (or both).")
@@ -217,12 +592,24 @@ def build_router(
             append, incident_id, who, "MeasureLogged", data, body.performed_at
         )
 
-    @router.post("/{incident_id}/notes", status_code=201, response_model=Written)
+    @router.post(
+        "/{incident_id}/notes",
+        status_code=201,
+        response_model=Written,
+        summary="Add a note",
+        response_description="The note is in the log",
+    )
     async def add_note(incident_id: UUID, body: NoteIn, who: Caller) -> Response:
         data = {"text": body.text}
         return await asyncio.to_thread(append, incident_id, who, "NoteAdded", data, None, "note")
 
-    @router.post("/{incident_id}/corrections", status_code=201, response_model=Written)
+    @router.post(
+        "/{incident_id}/corrections",
+        status_code=201,
+        response_model=Written,
+        summary="Correct an entry (it stays in the log, marked as corrected)",
+        response_description="The correction is in the log",
+    )
     async def correct(incident_id: UUID, body: CorrectionIn, who: Caller) -> Response:
         data: dict[str, Any] = {"corrects_seq": body.seq, "reason": body.reason}
         if body.note:
@@ -230,7 +617,11 @@ def build_router(
         return await asyncio.to_thread(append, incident_id, who, "EntryCorrected", data)
 
     @router.post(
-        "/{incident_id}/deadlines/{deadline_id}/met", status_code=201, response_model=Written
+        "/{incident_id}/deadlines/{deadline_id}/met",
+        status_code=201,
+        response_model=Written,
+        summary="Mark a duty with a deadline done",
+        response_description="It is in the log; the reminders stop",
     )
     async def deadline_met(
         incident_id: UUID, deadline_id: Slug, body: DeadlineMetIn, who: Caller
@@ -243,18 +634,34 @@ def build_router(
             append, incident_id, who, "DeadlineMet", data, body.met_at, "deadline"
         )
 
-    @router.post("/{incident_id}/phase", status_code=201, response_model=Written)
+    @router.post(
+        "/{incident_id}/phase",
+        status_code=201,
+        response_model=Written,
+        summary="Change the phase",
+        response_description="The new phase is in the log",
+    )
     async def change_phase(incident_id: UUID, body: PhaseIn, who: Caller) -> Response:
         """Move the incident from the acute phase to follow-up (or back); closing ends it."""
         data = body.model_dump(exclude_none=True)
         return await asyncio.to_thread(append, incident_id, who, "PhaseChanged", data)
 
-    @router.post("/{incident_id}/close", status_code=201, response_model=Written)
+    @router.post(
+        "/{incident_id}/close",
+        status_code=201,
+        response_model=Written,
+        summary="Close the incident",
+        response_description="Closed; documents archives the final log form",
+    )
     async def close(incident_id: UUID, body: CloseIn, who: Caller) -> Response:
         data = {"summary": body.summary}
         return await asyncio.to_thread(append, incident_id, who, "IncidentClosed", data)
 
-    @router.get("/{incident_id}/timeline")
+    @router.get(
+        "/{incident_id}/timeline",
+        summary="The log replayed to a point in time (as_of) or an entry (until_seq)",
+        response_model=TimelineOut,
+    )
     def timeline(
         incident_id: UUID,
         who: Caller,
@@ -278,7 +685,11 @@ def build_router(
         body = json.dumps({"incident": state, "events": events}, ensure_ascii=False)
         return Response(body.encode(), media_type="application/json")
 
-    @router.get("/{incident_id}/verify", response_model=VerifyOut)
+    @router.get(
+        "/{incident_id}/verify",
+        response_model=VerifyOut,
+        summary="Verify the log's hash chain, and its length against the anchor",
+    )
     async def verify(incident_id: UUID, who: Caller) -> VerifyOut:
         try:
             await asyncio.to_thread(permitted, incident_id, who, "export")
@@ -319,6 +730,7 @@ def build_router(
 
     @router.get(
         "/{incident_id}/export",
+        summary="The whole log as JSON Lines, for scripts/verify_export.py and the archive",
         response_class=StreamingResponse,
         responses={
             200: {
@@ -341,7 +753,12 @@ def build_router(
             headers={"Content-Disposition": f'attachment; filename="incident-{incident_id}.jsonl"'},
         )
 
-    @router.get("/{incident_id}/access")
+    @router.get(
+        "/{incident_id}/access",
+        summary="Who read or exported the log (auditors)",
+        response_model=None,
+        responses={200: {"model": list[AccessEntry], "description": "Oldest first"}},
+    )
     def access_log(incident_id: UUID, who: Caller) -> list[dict[str, str]]:
         """Who read or exported this incident's log, and when: for the organisation's auditors."""
         if log.facts(incident_id, who.org_id) is None:

@@ -13,12 +13,207 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query
 from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, Field
 
 from services.notify.domain import Directory, Resolver, check_ack
 from services.notify.store import NotifyStore, alert_fact
 from shared.auth import Principal
 from shared.http import Problem, RateLimit
 from shared.subjects import Subjects
+
+INCIDENT_ID = "0b6f6a52-4a3e-4c9e-9f7e-2d1c1f0e8a11"
+ALERT_ID = "c513bf3b-f1c0-5fad-825e-3b2d4b7102f6"
+AT = "2026-03-02T09:15:00.000000Z"
+ID = "Letters, digits and _ . : - (1-64)"
+
+# The directory's models live in services.notify.domain; their fields are described here, for
+# the OpenAPI document (shared.apidocs.describe_fields).
+FIELD_DOCS: dict[str, dict[str, tuple[str, Any]]] = {
+    "Directory": {
+        "org": ("The organisation itself", {"id": "demo", "name": "Demo kommune"}),
+        "units": (
+            "Every unit, at least one; `parent` makes the tree",
+            [{"id": "u-nord", "name": "Hjemmetjenesten nord", "leader": "p-ln"}],
+        ),
+        "people": (
+            "Everyone who can be alerted or reminded",
+            [{"id": "p-ln", "name": "Lise Nord", "email": "lise@example.org", "unit": "u-nord"}],
+        ),
+        "routine": (
+            "The organisation's own follow-up routine (not law); left out, the default one; "
+            "[] for none",
+            [
+                {
+                    "id": "oppfolging-en-uke",
+                    "title": "Oppfølgingssamtale etter en uke",
+                    "after_days": 7,
+                }
+            ],
+        ),
+    },
+    "Org": {
+        "id": (f"The organisation's id; must be the one of your token. {ID}", "demo"),
+        "name": ("Its name (1-200 characters)", "Demo kommune"),
+        "main_safety_rep": ("Person id of the main safety representative", "p-hvo"),
+        "hr": ("Person ids of HR, who get the duties HR answers for", ["p-hr"]),
+    },
+    "Unit": {
+        "id": (f"The unit's id. {ID}", "u-nord"),
+        "name": ("Its name (1-200 characters)", "Hjemmetjenesten nord"),
+        "parent": ("The unit above it; left out at the top", "u-top"),
+        "leader": ("Person id of its leader, the first to be alerted", "p-ln"),
+        "deputies": (
+            "Person ids of the leader's deputies, in the order they stand in",
+            ["p-stedfortreder"],
+        ),
+        "safety_rep": ("Person id of its safety representative", "p-vo"),
+    },
+    "Person": {
+        "id": (f"The person's id, as in tokens (`sub`). {ID}", "p-ln"),
+        "name": ("Their name (1-200 characters)", "Lise Nord"),
+        "email": ("E-mail address for alerts (at most 320 characters)", "lise.nord@example.org"),
+        "mobile": ("Mobile number for SMS alerts (at most 32 characters)", "+47 900 00 000"),
+        "webhook": (
+            "URL that gets a signed JSON POST per alert (at most 2000 characters)",
+            "https://vakt.example.org/kriselogg",
+        ),
+        "unit": ("The unit they work in", "u-nord"),
+        "absences": (
+            "When they cannot be reached: alerts go to the next person",
+            [{"from": "2026-07-01", "to": "2026-07-21"}],
+        ),
+        "channels": (
+            "The channels to try, in order; left out: email, sms, webhook",
+            ["sms", "email"],
+        ),
+    },
+    "Absence": {
+        "from": ("First day away (YYYY-MM-DD)", "2026-07-01"),
+        "to": ("Last day away, inclusive (YYYY-MM-DD)", "2026-07-21"),
+    },
+    "RoutineDuty": {
+        "id": (f"The duty's id. {ID}", "oppfolging-en-uke"),
+        "title": ("The duty (1-200 characters)", "Oppfølgingssamtale etter en uke"),
+        "responsible": ("Who answers for it", "nearest_leader"),
+        "after_days": (
+            "Due this many days after the incident's day (then the next working day); "
+            "give exactly one of the three",
+            7,
+        ),
+        "after_working_days": ("Due this many working days after the incident's day", 1),
+        "after_months": (
+            "Due this many months after the incident's day (then the next working day)",
+            1,
+        ),
+    },
+}
+
+
+class DirectorySaved(BaseModel):
+    """The directory was saved and shared with the other services."""
+
+    org: str = Field(description="The organisation", examples=["demo"])
+    units: int = Field(description="How many units it has", examples=[4])
+    people: int = Field(description="How many people it has", examples=[9])
+
+
+class Responder(BaseModel):
+    person_id: str = Field(description="Person id", examples=["p-ln"])
+    name: str = Field(description="Their name", examples=["Lise Nord"])
+
+
+class LeaderResponder(Responder):
+    role: str = Field(
+        description="nearest_leader, deputy or leader (a unit above)", examples=["nearest_leader"]
+    )
+    unit: str | None = Field(description="The unit they lead", examples=["u-nord"])
+
+
+class SkippedResponder(Responder):
+    role: str = Field(description="The role they would have had", examples=["nearest_leader"])
+    reason: str = Field(
+        description="Why they are passed over", examples=["absent 2026-07-01 to 2026-07-21"]
+    )
+
+
+class Responders(BaseModel):
+    """Who would be alerted for an incident in the unit today, and who is passed over."""
+
+    leaders: list[LeaderResponder] = Field(description="The leaders, in the order they are tried")
+    safety_rep: Responder | None = Field(description="The unit's safety representative")
+    main_safety_rep: Responder | None = Field(description="The main safety representative")
+    hr: list[Responder] = Field(description="HR")
+    skipped: list[SkippedResponder] = Field(description="Those passed over today, and why")
+
+
+class Attempt(BaseModel):
+    n: int = Field(description="1 for the first attempt", examples=[1])
+    channel: str = Field(description="email, sms, webhook or log", examples=["email"])
+    started_at: str = Field(description="When it started", examples=[AT])
+    finished_at: str = Field(description="When it ended", examples=[AT])
+    outcome: str = Field(description="delivered, or failed", examples=["delivered"])
+    error: str | None = Field(description="Why it failed; null when delivered", examples=[None])
+
+
+class Alert(BaseModel):
+    """An alert or a reminder, with every delivery attempt."""
+
+    id: str = Field(description="The alert's id", examples=[ALERT_ID])
+    incident_id: str = Field(description="The incident", examples=[INCIDENT_ID])
+    kind: str = Field(description="alert, or reminder (of a deadline)", examples=["alert"])
+    role: str = Field(
+        description="Why this person: nearest_leader, deputy, safety_rep, "
+        "main_safety_rep, hr or leader",
+        examples=["nearest_leader"],
+    )
+    person_id: str = Field(description="Who", examples=["p-ln"])
+    person_name: str = Field(description="Their name", examples=["Lise Nord"])
+    channel: str | None = Field(description="The channel of the last attempt", examples=["email"])
+    status: str = Field(
+        description="pending, sending, sent, acknowledged, escalated, unanswered or cancelled",
+        examples=["sent"],
+    )
+    attempts: int = Field(description="How many delivery attempts were made", examples=[1])
+    created_at: str = Field(description="When it was planned", examples=[AT])
+    sent_at: str | None = Field(description="When it was delivered", examples=[AT])
+    acknowledged_at: str | None = Field(description="When it was acknowledged", examples=[None])
+    escalate_at: str | None = Field(
+        description="Leaders: when the next person is alerted without an acknowledgement",
+        examples=[AT],
+    )
+    escalated_at: str | None = Field(
+        description="When it went on to the next person", examples=[None]
+    )
+    deadline_id: str | None = Field(description="Reminders: the duty", examples=[None])
+    last_error: str | None = Field(description="The last delivery error", examples=[None])
+    attempt_log: list[Attempt] = Field(description="Every attempt, in order")
+
+
+class DeadlineReminder(BaseModel):
+    """A duty of the incident with its deadline and the reminder of it."""
+
+    deadline_id: str = Field(description="The duty's id", examples=["aml-5-1"])
+    kind: str = Field(description="law, or the organisation's own routine", examples=["law"])
+    title: str = Field(description="The duty", examples=["Registrer personskaden"])
+    legal_ref: str | None = Field(description="The law; null for a routine", examples=["aml § 5-1"])
+    due_at: str = Field(description="When it is due", examples=["2026-03-03T15:00:00.000000Z"])
+    due_label: str = Field(description="The due time in words", examples=["neste virkedag"])
+    responsible_role: str = Field(description="Who answers for it", examples=["nearest_leader"])
+    person_id: str | None = Field(
+        description="That person; null when nobody has the role", examples=["p-ln"]
+    )
+    person_name: str | None = Field(description="Their name", examples=["Lise Nord"])
+    remind_at: str = Field(description="When the reminder goes out", examples=[AT])
+    reminded_at: str | None = Field(description="When it went out", examples=[None])
+    met_at: str | None = Field(description="When the duty was done", examples=[None])
+
+
+class Acknowledged(BaseModel):
+    alert_id: str = Field(description="The alert", examples=[ALERT_ID])
+    status: str = Field(description="acknowledged", examples=["acknowledged"])
+    acknowledged_at: str | None = Field(
+        description="When (the first acknowledgement)", examples=[AT]
+    )
 
 
 def build_router(
@@ -34,7 +229,12 @@ def build_router(
     router = APIRouter(prefix="/api/v1", tags=["notify"])
     Caller = Annotated[Principal, Depends(caller)]
 
-    @router.put("/directory")
+    @router.put(
+        "/directory",
+        summary="Replace the organisation's directory (admin)",
+        response_model=None,
+        responses={200: {"model": DirectorySaved, "description": "Saved and shared"}},
+    )
     async def put_directory(body: Directory, who: Caller) -> dict[str, Any]:
         if not who.has_any("admin"):
             raise Problem(403, "Not allowed", "Only an administrator can replace the directory.")
@@ -67,7 +267,12 @@ def build_router(
         if not who.has_any("leader", "safety_rep", "hr", "auditor", "admin"):
             raise Problem(403, "Not allowed", "Your role cannot see alerts or responders.")
 
-    @router.get("/directory/units/{unit_id}/responders")
+    @router.get(
+        "/directory/units/{unit_id}/responders",
+        summary="Who would be alerted for the unit today",
+        response_model=None,
+        responses={200: {"model": Responders, "description": "The chain for the unit"}},
+    )
     def responders(unit_id: str, who: Caller) -> dict[str, Any]:
         overseer(who)
         directory = store.directory(who.org_id)
@@ -104,13 +309,21 @@ def build_router(
             ],
         }
 
-    @router.get("/alerts")
+    @router.get(
+        "/alerts",
+        response_model=None,
+        responses={200: {"model": list[Alert], "description": "Oldest first"}},
+    )
     def alerts(who: Caller, incident_id: str | None = None) -> list[dict[str, Any]]:
         """Every alert and reminder: status, attempts and times, for the portal and audits."""
         overseer(who)
         return store.alerts(who.org_id, incident_id)
 
-    @router.get("/alerts/deadlines/{incident_id}")
+    @router.get(
+        "/alerts/deadlines/{incident_id}",
+        response_model=None,
+        responses={200: {"model": list[DeadlineReminder], "description": "Soonest due first"}},
+    )
     def deadlines(incident_id: str, who: Caller) -> list[dict[str, Any]]:
         """The duties of an incident, law and routine labelled, with their reminders."""
         overseer(who)
@@ -133,7 +346,12 @@ def build_router(
             "acknowledged_at": updated["acknowledged_at"],
         }
 
-    @router.post("/alerts/{alert_id}/ack")
+    @router.post(
+        "/alerts/{alert_id}/ack",
+        summary="Acknowledge one's own alert; escalation stops",
+        response_model=None,
+        responses={200: {"model": Acknowledged, "description": "It is in the incident's log"}},
+    )
     async def ack(alert_id: str, who: Caller) -> dict[str, Any]:
         alert = await asyncio.to_thread(store.alert, who.org_id, alert_id)
         if alert is None:

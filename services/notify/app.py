@@ -69,7 +69,7 @@ def create_app(settings: NotifySettings | None = None, clock: Clock = SYSTEM_CLO
     )
     install_problem_handlers(app)
     install_hardening(app, settings.cors_origins)
-    install_docs(app)
+    install_docs(app, api.FIELD_DOCS)
     app.include_router(health_router({"store": store_ready, "bus": bus_ready}))
     app.include_router(
         api.build_router(
