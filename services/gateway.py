@@ -123,6 +123,7 @@ def _health_paths(services: list[str]) -> dict[str, Any]:
         },
     }
     json_of = {"application/json": {"schema": whole}}
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
     paths: dict[str, Any] = {}
     for probe, what in (("healthz", "runs"), ("readyz", "is ready to serve")):
         paths[f"/{probe}"] = {
@@ -145,6 +146,7 @@ def _health_paths(services: list[str]) -> dict[str, Any]:
                 "parameters": [service],
                 "responses": {
                     "200": {"description": "Its answer", "content": answer},
+                    "404": {"description": "No such service", "content": problem},
                     "503": {"description": "Not ready: `checks` says why", "content": answer},
                 },
             }

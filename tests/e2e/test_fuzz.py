@@ -8,8 +8,10 @@ its own, in another thread, so it cannot reach apps whose lifespans (NATS, store
 on pytest's loop. So one stack per module (`running_stack`, real NATS) runs in a thread of its
 own (an anyio blocking portal), and each of the four apps is served there by uvicorn on its own
 loopback port, as `kriselogg serve` runs it alone in production; the tests call those ports over
-real HTTP. The gateway is left out: it routes `/healthz`, `/readyz` and `/openapi.json`
-elsewhere, while a service's schema describes what the service itself answers.
+real HTTP. Each service is fuzzed through its own schema, as it runs alone; then the whole
+origin once more through the gateway (served the same way), against the one merged schema the
+gateway publishes at `/openapi.json` (fewer cases per operation: every route was fuzzed already
+through its own service, this run holds the merged schema and the routing to the same answers).
 
 Each operation gets valid input once per demo token (leader, admin, reporter, other_org), first
 with generated path parameters, then with each combination of real ones (an open and a closed
@@ -54,6 +56,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from services.gateway import Gateway
 from tests.support import REPORT, ListeningServer, Stack, running_stack
 
 SERVICES = ("content", "incidents", "documents", "notify")
@@ -63,6 +66,8 @@ IDENTITIES = ("leader", "admin", "reporter", "other_org")  # every demo token; l
 GENERATED_EXAMPLES = 10
 KNOWN_EXAMPLES = 5
 NEGATIVE_EXAMPLES = 20
+# Through the gateway: (generated, known, negative) cases per operation and token.
+GATEWAY_EXAMPLES = (4, 2, 8)
 Operation = schemathesis.APIOperation[Any, Any, Any, Any]
 Case = schemathesis.Case[Operation]
 # Every answer, errors included, must be documented: its status, its media type, its shape.
@@ -180,6 +185,8 @@ def served(nats_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                 for name in SERVICES:
                     server, urls[name] = _serve(portal, stack.apps[name])
                     servers.append(server)
+                server, urls["gateway"] = _serve(portal, Gateway(stack.apps))
+                servers.append(server)
                 result = Served(stack, portal, urls)
                 result.known = _known_values(result, stack)
                 yield result
@@ -245,34 +252,55 @@ def _targets(operation: Operation, known: dict[str, list[str]]) -> list[dict[str
     return targets
 
 
-@pytest.mark.parametrize("service", SERVICES)
-def test_no_server_error_and_every_answer_fits_the_schema(service: str, served: Served) -> None:
-    """Every operation of the service, each failure named by operation, input and token."""
-    schema = schemathesis.openapi.from_dict(served.stack.apps[service].openapi())
-    base_url = served.urls[service]
+def _fuzz_schema(
+    raw: dict[str, Any],
+    where: str,
+    served: Served,
+    examples: tuple[int, int, int] = (GENERATED_EXAMPLES, KNOWN_EXAMPLES, NEGATIVE_EXAMPLES),
+) -> list[str]:
+    """Fuzz every operation of `raw` at `served.urls[where]`; the failures, named."""
+    generated, known, negative = examples
+    schema = schemathesis.openapi.from_dict(raw)
+    base_url = served.urls[where]
     failures: list[str] = []
     with requests.Session() as session:
         for result in schema.get_all_operations():
             if isinstance(result, Err):
-                failures.append(f"--- {service}: an operation cannot be fuzzed: {result.err()}")
+                failures.append(f"--- {where}: an operation cannot be fuzzed: {result.err()}")
                 continue
             operation = result.ok()
             runs: list[tuple[str, SearchStrategy[Case], tuple[str, ...], int]] = []
             for fixed in _targets(operation, served.known):
                 strategy = operation.as_strategy(GenerationMode.POSITIVE, path_parameters=fixed)
-                examples = KNOWN_EXAMPLES if fixed else GENERATED_EXAMPLES
-                where = f"real {fixed}" if fixed else "generated"
+                count = known if fixed else generated
+                path = f"real {fixed}" if fixed else "generated"
                 for who in IDENTITIES:
-                    runs.append(
-                        (f"valid input, {where} path, as {who}", strategy, (who,), examples)
-                    )
+                    runs.append((f"valid input, {path} path, as {who}", strategy, (who,), count))
             # Without parameters or a body (the probes) there is no invalid input to make.
             if any(True for _ in operation.iter_parameters()) or operation.body:
                 strategy = operation.as_strategy(GenerationMode.NEGATIVE)
-                runs.append(("invalid input", strategy, IDENTITIES, NEGATIVE_EXAMPLES))
-            for what, strategy, identities, examples in runs:
+                runs.append(("invalid input", strategy, IDENTITIES, negative))
+            for what, strategy, identities, count in runs:
                 try:
-                    _fuzz(strategy, identities, examples, served, base_url, session)
+                    _fuzz(strategy, identities, count, served, base_url, session)
                 except (Exception, BaseExceptionGroup) as exc:
-                    failures.append(f"--- {service}: {operation.label} ({what})\n{_describe(exc)}")
+                    failures.append(f"--- {where}: {operation.label} ({what})\n{_describe(exc)}")
+    return failures
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_no_server_error_and_every_answer_fits_the_schema(service: str, served: Served) -> None:
+    """Every operation of the service, each failure named by operation, input and token."""
+    failures = _fuzz_schema(served.stack.apps[service].openapi(), service, served)
+    assert not failures, f"{len(failures)} failure(s):\n\n" + "\n\n".join(failures)
+
+
+def test_the_gateway_answers_as_its_merged_schema_says(served: Served) -> None:
+    """The whole origin through the gateway, fuzzed against the schema it serves itself."""
+    merged = requests.get(f"{served.urls['gateway']}/openapi.json", timeout=20).json()
+    for service in SERVICES:
+        for path in served.stack.apps[service].openapi()["paths"]:
+            if path not in ("/healthz", "/readyz"):
+                assert path in merged["paths"], f"{service}: {path} is not in the merged schema"
+    failures = _fuzz_schema(merged, "gateway", served, GATEWAY_EXAMPLES)
     assert not failures, f"{len(failures)} failure(s):\n\n" + "\n\n".join(failures)
