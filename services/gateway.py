@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shared.apidocs import DOCS_URL, install_docs
+from shared.apidocs import DOCS_URL, describe_parameters, install_docs
 from shared.http import install_hardening, install_problem_handlers
 
 PREFIXES: tuple[tuple[str, str], ...] = (
@@ -204,6 +204,7 @@ def merged_openapi(services: Mapping[str, FastAPI]) -> dict[str, Any]:
         {t for item in merged["paths"].values() for o in item.values() for t in o.get("tags", ())}
     )
     merged["tags"] = [{"name": tag} for tag in tags]
+    describe_parameters(merged)
     return merged
 
 

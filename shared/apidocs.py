@@ -185,6 +185,49 @@ def describe_fields(schema: dict[str, Any], docs: FieldDocs) -> None:
             properties[field].setdefault("examples", [example])
 
 
+# Path and query parameters by name: one meaning each across the whole API. A parameter that
+# says more where it is declared keeps its own description.
+PARAMETERS: dict[str, tuple[str, Any]] = {
+    "incident_id": ("The incident's id (a UUID)", "0b6f6a52-4a3e-4c9e-9f7e-2d1c1f0e8a11"),
+    "alert_id": ("The alert's id (GET /api/v1/alerts)", "c513bf3b-f1c0-5fad-825e-3b2d4b7102f6"),
+    "deadline_id": ("The duty's id (`deadlines` of the incident)", "aml-5-1"),
+    "unit_id": ("A unit of the organisation's directory", "u-nord"),
+    "subtheme_id": ("A guidance sub-theme (GET /api/v1/guidance/themes)", "vold-fysisk"),
+    "article_id": (
+        "A resource article (GET /api/v1/guidance/themes)",
+        "forstehjelp-sykdom-ulykker",
+    ),
+    "addition_id": ("A local addition's id", "3975a5f0-2142-4688-99e0-2589b4a75b4f"),
+    "filename": ("An archived file's name (GET .../incidents/{id})", "loggskjema-endelig-12.pdf"),
+    "fmt": ("docx (Word) or pdf", "pdf"),
+    "status": ("Only open, or only closed incidents; left out, all", "open"),
+    "as_of": (
+        "A time with a time zone (RFC 3339): the log as it stood then",
+        "2026-03-02T10:00:00Z",
+    ),
+    "until_seq": ("The log up to and including this entry (0: before the report)", 5),
+    "q": ("Search words; every one must be found", "politi"),
+    "limit": ("At most this many hits of each kind (1-50)", 20),
+    "code": ("From the identity provider: the authorisation code", "SplxlOBeZQQYbYS6WxSbIA"),
+    "state": ("From the identity provider: the state kriselogg sent", "af0ifjsldkj"),
+    "error": ("From the identity provider: why it refused", "access_denied"),
+    "service": ("content, incidents, documents or notify", "incidents"),
+}
+
+
+def describe_parameters(schema: dict[str, Any]) -> None:
+    """Describe each path and query parameter of an OpenAPI document from `PARAMETERS`."""
+    for item in schema.get("paths", {}).values():
+        for operation in item.values():
+            for parameter in operation.get("parameters", []):
+                known = PARAMETERS.get(parameter["name"])
+                if known is None:
+                    continue  # tests/e2e/test_api_docs.py names it
+                description, example = known
+                parameter.setdefault("description", description)
+                parameter.setdefault("example", example)
+
+
 def install_docs(
     app: FastAPI, fields: FieldDocs | None = None, openapi_url: str = "/openapi.json"
 ) -> None:
@@ -215,6 +258,7 @@ def install_docs(
         schema = produce()
         describe_problem(schema)
         describe_fields(schema, fields or {})
+        describe_parameters(schema)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -174,7 +174,7 @@ def _has_fields(node: dict[str, Any], schemas: dict[str, Any]) -> bool:
 
 
 def undocumented(schema: dict[str, Any]) -> list[str]:
-    """Every request-body or response property without a description, or without an example."""
+    """Every parameter, request-body or response property without a description or example."""
     schemas: dict[str, Any] = schema.get("components", {}).get("schemas", {})
     found: list[str] = []
     walked: set[int] = set()
@@ -200,6 +200,12 @@ def undocumented(schema: dict[str, Any]) -> list[str]:
             walk(prop, here)
 
     for method, path, operation in operations(schema):
+        for parameter in operation.get("parameters", []):
+            here = f"{method.upper()} {path} {parameter['in']} parameter {parameter['name']}"
+            if not parameter.get("description"):
+                found.append(f"{here}: no description")
+            if "example" not in parameter and not parameter.get("examples"):
+                found.append(f"{here}: no example")
         content = operation.get("requestBody", {}).get("content", {})
         for media in content.values():
             walk(media.get("schema", {}), f"{method.upper()} {path} body")
@@ -209,7 +215,7 @@ def undocumented(schema: dict[str, Any]) -> list[str]:
     return sorted(set(found))
 
 
-def test_every_request_and_response_field_is_described_with_an_example(
+def test_every_parameter_request_and_response_field_is_described_with_an_example(
     apps: dict[str, FastAPI],
 ) -> None:
     missing = undocumented(merged_openapi(apps))
