@@ -1,4 +1,4 @@
-"""The bus contracts: every message that crosses a service boundary (DESIGN §5).
+"""The bus contracts: every message that crosses a service boundary.
 
 A message's schema name and version travel in the `Kriselogg-Schema` header. A new field is added
 with a default, so older consumers keep working; anything else is a new version.
@@ -53,7 +53,7 @@ class Actor(BaseModel):
 
 
 class IncidentEventV1(Contract):
-    """One stored incident event exactly as exported (DESIGN §8), relayed by incidents."""
+    """One stored incident event exactly as exported, relayed by incidents."""
 
     schema_name: ClassVar[str] = "IncidentEvent"
     seq: int = Field(description="The event's place in the incident's log, from 1", examples=[1])

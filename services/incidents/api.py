@@ -1,4 +1,4 @@
-"""HTTP API of the incident log (DESIGN §8). The organisation always comes from the token."""
+"""HTTP API of the incident log. The organisation always comes from the token."""
 
 import asyncio
 import functools
