@@ -8,8 +8,6 @@ the merged schema is described, with an example (`facts` on the report included)
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -24,10 +22,9 @@ from services.cli import SERVICES, build_app
 from services.gateway import Gateway, merged_openapi, route
 from shared.apidocs import ASSETS
 from shared.settings import Settings
-from tests.e2e.processes import start_up, stop, wait_until_ready
-from tests.e2e.test_portal import CHROMIUM_ARGS, chromium
+from tests.e2e.test_portal import CHROMIUM_ARGS, chromium, kriselogg
 
-__all__ = ["chromium"]  # the fixture, shared with the portal's browser tests
+__all__ = ["chromium", "kriselogg"]  # fixtures shared with the portal's browser tests
 
 LOOPBACK = ("127.0.0.1", "localhost", "[::1]", "::1")
 # One example of each service's routes, as the merged schema must have them.
@@ -58,18 +55,6 @@ def apps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, FastAPI]:
         event_store="sqlite",
     )
     return {name: build_app(name, settings) for name in SERVICES}
-
-
-@pytest.fixture
-def kriselogg(tmp_path: Path) -> Iterator[str]:
-    """`kriselogg up` in its own process, with the demo organisation; yields its base URL."""
-    proc, base, log = start_up(tmp_path)
-    try:
-        wait_until_ready([proc], [f"{base}/readyz"], deadline_s=30)
-        yield base
-    finally:
-        code = stop(proc, signal.SIGINT)
-        assert code == 0, log.read_text(errors="replace")[-3000:]
 
 
 def operations(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
