@@ -155,6 +155,11 @@ class PermanentError(Exception):
     """The message can never be processed (bad shape, unknown reference): dead-letter it now."""
 
 
+class TransientError(Exception):
+    """Not yet (e.g. a message that depends on one not processed so far): redelivered after a
+    delay, and dead-lettered once `max_deliver` attempts failed, like any other failure."""
+
+
 Handler = Callable[[bytes, dict[str, str]], Awaitable[None]]
 
 

@@ -9,9 +9,10 @@ Roles (a person may have several; any role that allows an action allows it):
 
 - reporter: reports, and reads and adds notes to their own reports;
 - leader: everything on incidents of the units they lead or deputise for, and the units below;
-- safety_rep: reads and adds notes to violence and threat incidents of the units they cover
-  (their own unit, and the units below that have no safety rep of their own; the main safety rep
-  covers the whole organisation);
+- safety_rep: reads and adds notes to work-environment incidents (aml § 6-2: the category's
+  kind in the catalogue is arbeidsmiljo) of the units they cover (their own unit, and the units
+  below that have no safety rep of their own; the main safety rep covers the whole
+  organisation); never personal ones (illness, family, bereavement, ...);
 - hr: reads every incident of the organisation, adds notes, marks deadlines met (NAV, insurer);
 - auditor: reads, exports and verifies every incident of the organisation; writes nothing;
 - admin: the directory and local content; no incident data by this role alone.
@@ -24,12 +25,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from shared.auth import Principal
+from shared.law import category_kind
 from shared.schemas import DirectoryTreeV1
-
-# The guidance sub-themes of violence and threats (content ids), which safety reps follow.
-VIOLENCE_AND_THREATS = frozenset(
-    {"vold-fysisk", "trusler-personlig", "trusler-digitale", "gisseltaking", "bombetrussel"}
-)
 
 Action = Literal["report", "read", "note", "write", "deadline", "export"]
 
@@ -93,7 +90,7 @@ def allowed(who: Principal, action: Action, incident: IncidentFacts | None, tree
     leader = "leader" in roles and tree.leads(who.person_id, incident.unit_id)
     rep = (
         "safety_rep" in roles
-        and incident.category in VIOLENCE_AND_THREATS
+        and category_kind(incident.category) == "arbeidsmiljo"
         and tree.covers(who.person_id, incident.unit_id)
     )
     hr = "hr" in roles

@@ -58,7 +58,7 @@ class IncidentEventV1(Contract):
     schema_name: ClassVar[str] = "IncidentEvent"
     seq: int = Field(description="The event's place in the incident's log, from 1", examples=[1])
     type: str = Field(
-        description="IncidentReported, MeasureLogged, NoteAdded, EntryCorrected, "
+        description="IncidentReported, FactsRecorded, MeasureLogged, NoteAdded, EntryCorrected, "
         "RecipientAlerted, AlertAcknowledged, AlertEscalated, DeadlineSet, DeadlineMet, "
         "PhaseChanged, DocumentIssued or IncidentClosed",
         examples=["IncidentReported"],
@@ -123,21 +123,30 @@ class DeadlineFactV1(Contract):
     """
 
     schema_name: ClassVar[str] = "DeadlineFact"
-    fact_id: str = _fact_id(f"{INCIDENT}:deadline:aml-5-1")
+    fact_id: str = _fact_id(f"{INCIDENT}:deadline:aml-5-2")
     type: Literal["DeadlineSet"] = Field(
         default="DeadlineSet", description="Always DeadlineSet", examples=["DeadlineSet"]
     )
-    deadline_id: str = Field(description="The duty's id", examples=["aml-5-1"])
+    deadline_id: str = Field(
+        description="The duty's id: a provision of the legal registry, or a routine step",
+        examples=["aml-5-2"],
+    )
     incident_id: str = _incident()
     org_id: str = _org()
     at: datetime = Field(description="When the deadline was computed", examples=[AT])
     kind: DutyKind = Field(description="law, or the organisation's own routine", examples=["law"])
-    title: str = Field(description="The duty", examples=["Registrer personskaden"])
-    legal_ref: str | None = Field(
-        default=None, description="The law that sets it", examples=["aml § 5-1"]
+    title: str = Field(
+        description="The duty", examples=["Varsle Arbeidstilsynet og politiet straks"]
     )
-    due_at: datetime = Field(description="When it is due", examples=["2026-03-03T15:00:00Z"])
-    due_label: str = Field(description="The due time in words", examples=["neste virkedag"])
+    legal_ref: str | None = Field(
+        default=None, description="The law that sets it", examples=["aml § 5-2"]
+    )
+    due_at: datetime | None = Field(
+        default=None,
+        description="When it is due; null where the law sets no date (snarest mulig, none)",
+        examples=["2026-03-03T15:00:00Z"],
+    )
+    due_label: str = Field(description="The due time in words", examples=["straks"])
     responsible: Actor = Field(description="Who answers for it")
     responsible_role: str = Field(description="Their role in it", examples=["nearest_leader"])
 

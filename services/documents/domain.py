@@ -28,6 +28,7 @@ from shared.labels import (
     SEVERITY_TITLES,
 )
 from shared.labels import MEASURE_STATUS_TITLES as STATUS_TITLES
+from shared.law import registry
 
 TEMPLATE_PATH = Path(__file__).with_name("loggskjema.docx")
 """The committed template; reading it is the caller's business (this module does no I/O)."""
@@ -35,14 +36,12 @@ TEMPLATE_PATH = Path(__file__).with_name("loggskjema.docx")
 TIME_FORMAT = "%d.%m.%Y %H:%M"  # 25.11.2026 19:05, as Norwegians write it by hand
 MISSING = "ikke oppgitt"
 
+# The registry's facts read as their questions; the others as plain words.
 FACT_TITLES: dict[str, str] = {
-    "injury": "Skade",
-    "serious_injury": "Alvorlig skade",
-    "death": "Dødsfall",
-    "police_contacted": "Politiet kontaktet",
+    **{f.id: f.question for f in registry().facts},
+    "affected_description": "Rammet",
     "police_report": "Anmeldt til politiet",
     "medical_help": "Lege eller legevakt kontaktet",
-    "sick_leave": "Sykmeldt",
     "weapon": "Våpen involvert",
 }
 FORMAT_TITLES: dict[str, str] = {"docx": "Word (.docx)", "pdf": "PDF"}
@@ -123,14 +122,19 @@ def _included(
     return included
 
 
+def _fact_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "ja" if value else "nei"
+    return "vet ikke" if value is None else _text(value)
+
+
 def _facts(facts: Any) -> list[dict[str, str]]:
     if not isinstance(facts, Mapping):
         return []
     rows = []
     for key, value in facts.items():
         label = FACT_TITLES.get(str(key)) or _text(key).replace("_", " ").replace("-", " ")
-        shown = ("ja" if value else "nei") if isinstance(value, bool) else _text(value)
-        rows.append({"label": label[:1].upper() + label[1:], "value": shown})
+        rows.append({"label": label[:1].upper() + label[1:], "value": _fact_value(value)})
     return rows
 
 
@@ -196,6 +200,9 @@ class _Form:
             )
         elif kind == "NoteAdded":
             self.entry(event, "Notat: " + _text(body.get("text")))
+        elif kind == "FactsRecorded":
+            given = "; ".join(f"{r['label']} {r['value']}" for r in _facts(body.get("facts")))
+            self.entry(event, "Opplysninger lagt til: " + given)
         elif kind == "EntryCorrected":
             target = body.get("corrects_seq")
             reason = _text(body.get("reason"))
@@ -262,7 +269,8 @@ class _Form:
         # Law and the organisation's own routine are kept apart on paper as everywhere else:
         # a local routine must never read as a legal requirement.
         if body.get("kind") == "law":
-            ref = _text(body.get("legal_ref"))
+            provision = registry().provision(str(body.get("deadline_id")))
+            ref = provision.citation if provision else _text(body.get("legal_ref"))
             basis = f"Lov: {ref}" if ref else "Lov"
         else:
             basis = _title(DEADLINE_KIND_TITLES, body.get("kind"))

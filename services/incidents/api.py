@@ -4,13 +4,22 @@ import asyncio
 import functools
 import json
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response, StreamingResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    TypeAdapter,
+    model_validator,
+)
 
 from services.incidents.domain import (
     AnchorUnavailable,
@@ -24,6 +33,7 @@ from services.incidents.store import AccessLog, DamagedLog, IncidentLog
 from shared.auth import Principal
 from shared.canonical import canonical_json, rfc3339
 from shared.http import Problem
+from shared.law import registry as law_registry
 from shared.policy import Action, IncidentFacts, OrgTree, allowed, visible
 from shared.schemas import Actor, IncidentEventV1
 
@@ -41,25 +51,68 @@ INCIDENT_ID = "0b6f6a52-4a3e-4c9e-9f7e-2d1c1f0e8a11"
 HASH = "9f2c4e1a7b3d5f60e8a1c2b3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f607"
 AT = "2026-03-02T09:15:00Z"
 SLUG = "Letters, digits and _ . : - (at most 100)"
+
+
+def _fact_doc(fact_id: str) -> str:
+    fact = next(f for f in law_registry().facts if f.id == fact_id)
+    duties = [p.short for p in law_registry().duties() if fact_id in p.duty.trigger.facts]  # type: ignore[union-attr]
+    starts = f" Starts: {', '.join(dict.fromkeys(duties))}." if duties else ""
+    kind = "A date (YYYY-MM-DD)" if fact.type == "date" else "true (yes), false (no)"
+    return f"{fact.description} {kind}, or null / left out while not known.{starts}"
+
+
 FACTS = (
-    "What is known about the harm, one key each. `death`: someone died. `serious_injury`: "
-    "serious personal injury (the Labour Inspectorate and the police are told at once, aml § 5-2). "
-    "`serious_psychological_injury`: serious psychological injury. `injury`: any personal "
-    "injury (registered, aml § 5-1; occupational injury form to NAV, ftrl § 13-14). "
-    "`sick_leave_from`: the first day of sick leave, as a date (YYYY-MM-DD). "
-    "`police_involved`: the police were called or came. The yes/no keys take true or false; "
-    "leave a key out while it is not known (null is refused). `death`, `serious_injury` and "
-    "`injury` decide the duties and deadlines; other keys (at most 30 in all, values true, "
-    "false, a number or a text of at most 500 characters) are kept in the log as given."
+    "What is known about the harm, each yes / no / unknown (true / false / null; a key left out "
+    "is unknown too). These facts, with the category's kind (work environment or personal), "
+    "start the legal duties of the registry (docs/legal.md); severity starts none. A fact "
+    "learnt later is added with POST /api/v1/incidents/{id}/facts, and its duties start then. "
+    "Other keys (at most 30 in all, values true, false, null, a number or a text of at most "
+    "500 characters) are kept in the log as given."
 )
-FACTS_EXAMPLE = {
+FACTS_EXAMPLE: dict[str, JsonValue] = {
     "death": False,
     "serious_injury": False,
-    "serious_psychological_injury": False,
+    "serious_psychological_injury": None,
     "injury": True,
     "sick_leave_from": "2026-03-03",
     "police_involved": True,
 }
+
+
+class Facts(BaseModel):
+    """Yes / no / unknown facts of the harm; see `facts` of ReportIn."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [FACTS_EXAMPLE]})
+    death: bool | None = Field(default=None, description=_fact_doc("death"))
+    serious_injury: bool | None = Field(default=None, description=_fact_doc("serious_injury"))
+    serious_psychological_injury: bool | None = Field(
+        default=None, description=_fact_doc("serious_psychological_injury")
+    )
+    injury: bool | None = Field(default=None, description=_fact_doc("injury"))
+    sick_leave_from: date | None = Field(default=None, description=_fact_doc("sick_leave_from"))
+    sick_leave_full: bool | None = Field(default=None, description=_fact_doc("sick_leave_full"))
+    police_involved: bool | None = Field(default=None, description=_fact_doc("police_involved"))
+    consent_safety_rep: bool | None = Field(
+        default=None, description=_fact_doc("consent_safety_rep")
+    )
+
+    @model_validator(mode="after")
+    def _other_keys(self) -> "Facts":
+        extra = self.model_extra or {}
+        if len(self.model_fields_set) + len(extra) > 30:
+            raise ValueError("at most 30 facts")
+        for key, value in extra.items():
+            _EXTRA_KEY.validate_python(key)
+            _EXTRA_VALUE.validate_python(value)
+        return self
+
+    def given(self) -> dict[str, Any]:
+        """The facts as given, in JSON form: unknown (null) kept, keys left out left out."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+_EXTRA_KEY: TypeAdapter[str] = TypeAdapter(Slug)
+_EXTRA_VALUE: TypeAdapter[Any] = TypeAdapter(FactValue | None)
 
 
 class ReportIn(Strict):
@@ -102,9 +155,7 @@ class ReportIn(Strict):
     severity: Literal["low", "medium", "high", "critical"] = Field(
         description="How serious it is, as the reporter sees it", examples=["high"]
     )
-    facts: dict[Slug, FactValue] = Field(
-        default_factory=dict, max_length=30, description=FACTS, examples=[FACTS_EXAMPLE]
-    )
+    facts: Facts = Field(default_factory=Facts, description=FACTS)
     content_version: Slug | None = Field(
         default=None,
         description="The guidance version the reporter followed (`content_version` of the "
@@ -139,6 +190,10 @@ class MeasureIn(Strict):
         description="Anything to add (at most 10 000 characters)",
         examples=["Politiet kom."],
     )
+
+
+class FactsIn(Strict):
+    facts: Facts = Field(description="The facts learnt, each yes / no / unknown")
 
 
 class NoteIn(Strict):
@@ -538,7 +593,8 @@ def build_router(
     async def report(body: ReportIn, who: Caller) -> Response:
         if not allowed(who, "report", None, tree(who.org_id)):
             raise Problem(403, "Not allowed", "Your role cannot report incidents.")
-        data = body.model_dump(exclude={"occurred_at"}, exclude_none=True)
+        data = body.model_dump(exclude={"occurred_at", "facts"}, exclude_none=True)
+        data["facts"] = body.facts.given()
         incident = await asyncio.to_thread(
             functools.partial(
                 log.report,
@@ -602,6 +658,24 @@ def build_router(
     async def add_note(incident_id: UUID, body: NoteIn, who: Caller) -> Response:
         data = {"text": body.text}
         return await asyncio.to_thread(append, incident_id, who, "NoteAdded", data, None, "note")
+
+    @router.post(
+        "/{incident_id}/facts",
+        status_code=201,
+        response_model=Written,
+        summary="Record facts learnt later (injury, sick leave, consent, ...)",
+        response_description="The facts are in the log; the duties they start are set now",
+    )
+    async def record_facts(incident_id: UUID, body: FactsIn, who: Caller) -> Response:
+        """Add or change yes / no / unknown facts after the report. A duty a fact starts runs
+        from now, when the employer learnt it (aml § 5-2 `straks`); a duty already set stays."""
+        facts = body.facts.given()
+        if not facts:
+            raise Problem(422, "Invalid request", "Give at least one fact.")
+        data = {"facts": facts}
+        return await asyncio.to_thread(
+            append, incident_id, who, "FactsRecorded", data, None, "deadline"
+        )
 
     @router.post(
         "/{incident_id}/corrections",

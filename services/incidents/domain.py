@@ -67,6 +67,8 @@ def apply_event(state: dict[str, Any], event: dict[str, Any]) -> None:
         state["reported_by"] = event["actor"]
         state["reported_at"] = event["recorded_at"]
         state["occurred_at"] = event.get("occurred_at")
+    elif kind == "FactsRecorded":
+        state["facts"] = {**(state.get("facts") or {}), **data["facts"]}
     elif kind == "MeasureLogged":
         state["measures"].append({**entry_base, **data, "corrections": []})
     elif kind == "NoteAdded":
@@ -143,6 +145,9 @@ class Incident(Aggregate):
             aggregate.fold(self.export())
 
     class IncidentReported(Event, Aggregate.Created):
+        pass
+
+    class FactsRecorded(Event):
         pass
 
     class MeasureLogged(Event):

@@ -49,12 +49,14 @@ from services.notify.store import (
 from shared import bus
 from shared.clock import Clock
 from shared.labels import SEVERITY_TITLES
+from shared.law import Kind, categories, category_kind, safety_rep_may_know
 from shared.schemas import Actor, AlertFactV1, DeadlineFactV1, IncidentEventV1
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 REPORTS_DURABLE = "notify-incident-reported"
 DEADLINE_MET_DURABLE = "notify-deadline-met"
+FACTS_DURABLE = "notify-facts-recorded"
 CLOSED_DURABLE = "notify-incident-closed"
 # Ids derive from what they are about, so a redelivered report finds its own alerts.
 ALERT_NAMESPACE = uuid.UUID("5b0f7a52-3c1e-4c2a-9a57-0b6f1f1f6c11")
@@ -150,35 +152,46 @@ class Channels:
     def incident_link(self, incident_id: str) -> str:
         return f"{self.settings.public_url}/incidents/{incident_id}"
 
+    @staticmethod
+    def what(summary: dict[str, Any]) -> str:
+        """The incident in a message: its category and unit, never the reporter's own words
+        (a title can name an illness or an injury) and never the facts."""
+        category = summary.get("category_title") or summary.get("category") or "Hendelse"
+        unit = summary.get("unit_name")
+        return f"{category}, {unit}" if unit else str(category)
+
     def compose(self, alert: Alert) -> tuple[str, str]:
-        """Subject and text, in Norwegian: what happened, where, when, who reported, links."""
+        """Subject and text, in Norwegian: which kind of incident, where, when, who reported,
+        links. What happened is read in kriselogg after logging in."""
         s = alert.summary
         lines = [f"Hei {alert.person_name},", ""]
         if alert.kind == "reminder":
             b = alert.body
             basis = b.get("legal_ref") or "virksomhetens rutine"
-            subject = f"Påminnelse: {b['title']} – frist {local_time(b['due_at'], self.zone)}"
+            due = local_time(b["due_at"], self.zone) if b.get("due_at") else b.get("due_label")
+            subject = f"Påminnelse: {b['title']} – frist {due}"
             lines += [
-                f"Dette er en påminnelse om en frist i hendelsen «{s['title']}».",
+                f"Dette er en påminnelse om en oppgave i hendelsen «{self.what(s)}».",
                 "",
                 f"Oppgave: {b['title']} ({basis})",
-                f"Frist: {local_time(b['due_at'], self.zone)}",
+                f"Frist: {due}",
                 "",
                 "Åpne hendelsen og marker oppgaven som utført: "
                 f"{self.incident_link(alert.incident_id)}",
             ]
             return subject, "\n".join(lines) + "\n"
-        subject = f"Varsel fra kriselogg: {s['title']}"
+        subject = f"Varsel fra kriselogg: {self.what(s)}"
         lines += [
             "Det er meldt en hendelse som du skal følge opp som "
             f"{ROLE_TITLES.get(alert.role, alert.role)}.",
             "",
-            f"Hva: {s['title']}",
+            f"Hva: {s.get('category_title') or s.get('category')}",
             f"Alvorlighet: {SEVERITY_TITLES.get(s.get('severity', ''), '').lower()}",
             f"Hvor: {s.get('place') or 'ikke oppgitt'} ({s.get('unit_name') or ''})",
             f"Når: {local_time(s['occurred_at'], self.zone)}",
             f"Meldt av: {s['reported_by']}, {local_time(s['reported_at'], self.zone)}",
             "",
+            "Hva som skjedde, leser du i kriselogg etter innlogging.",
             f"Åpne hendelsen: {self.incident_link(alert.incident_id)}",
             f"Bekreft at du har mottatt varselet: {self.ack_link(alert.id)}",
         ]
@@ -242,7 +255,20 @@ class Channels:
                 "recipient": {"id": alert.person_id, "name": alert.person_name},
                 "subject": subject,
                 "text": text,
-                "incident": alert.summary,
+                "incident": {
+                    k: alert.summary.get(k)
+                    for k in (
+                        "category",
+                        "category_title",
+                        "severity",
+                        "place",
+                        "unit_id",
+                        "unit_name",
+                        "occurred_at",
+                        "reported_at",
+                        "reported_by",
+                    )
+                },
                 "links": {
                     "incident": self.incident_link(alert.incident_id),
                     "acknowledge": self.ack_link(alert.id),
@@ -384,7 +410,8 @@ class Dispatcher:
             body={
                 "title": row["title"],
                 "legal_ref": row["legal_ref"],
-                "due_at": row["due_at"].replace("Z", "+00:00"),
+                "due_at": row["due_at"].replace("Z", "+00:00") if row["due_at"] else None,
+                "due_label": row["due_label"],
             },
         )
 
@@ -452,51 +479,78 @@ class Dispatcher:
 # --- consuming reports -------------------------------------------------------------------
 
 
-def plan_report(
-    event: IncidentEventV1,
-    directory: Directory,
-    settings: Settings,
-    dispatcher: Dispatcher,
-) -> dict[str, Any]:
-    """Everything one report sets in motion, as rows and facts (pure apart from the clock)."""
+def _summary(event: IncidentEventV1, directory: Directory) -> dict[str, Any]:
+    """What notify keeps of a report: what the alert texts say, and what later facts need.
+
+    The texts use the category, the unit, the place and the times only: never the title or
+    description a reporter typed, nor the facts, which can hold health details.
+    """
     data = event.data
-    occurred_at = datetime.fromisoformat(event.occurred_at or event.recorded_at)
-    reported_at = datetime.fromisoformat(event.recorded_at)
-    resolver = Resolver(directory)
-    resolution = resolver.resolve(
-        str(data.get("unit_id", "")),
-        dispatcher.clock.today(settings.timezone),
-        [str(p) for p in data.get("affected", [])],
-    )
+    category = str(data.get("category", ""))
+    known = categories().get(category)
     units = {u.id: u.name for u in directory.units}
-    summary = {
+    return {
         "title": data.get("title", ""),
-        "category": data.get("category", ""),
+        "category": category,
+        "category_title": known.title if known else category,
+        "kind": category_kind(category),
         "severity": data.get("severity", ""),
         "place": data.get("place"),
         "unit_id": data.get("unit_id"),
         "unit_name": units.get(str(data.get("unit_id")), data.get("unit_id")),
-        "occurred_at": occurred_at.isoformat(),
-        "reported_at": reported_at.isoformat(),
+        "affected": [str(p) for p in data.get("affected", [])],
+        "facts": dict(data.get("facts") or {}),
+        "occurred_at": datetime.fromisoformat(event.occurred_at or event.recorded_at).isoformat(),
+        "reported_at": datetime.fromisoformat(event.recorded_at).isoformat(),
         "reported_by": event.actor.name,
     }
+
+
+def plan_duties(
+    org_id: str,
+    incident_id: str,
+    summary: dict[str, Any],
+    learnt_at: datetime,
+    directory: Directory,
+    settings: Settings,
+    dispatcher: Dispatcher,
+) -> dict[str, Any]:
+    """Who is told and what is due, from the incident's summary and its facts so far.
+
+    Used for the report and again for each later facts entry; the store keeps only what is new
+    (alert and deadline ids derive from what they are about), so a duty starts once, when the
+    employer learnt the fact that starts it.
+    """
+    resolver = Resolver(directory)
+    facts: dict[str, Any] = summary["facts"]
+    kind: Kind = summary["kind"]
+    # Absence is judged on the day of the report (in the organisation's zone), not on the
+    # day this message happens to be processed.
+    report_day = datetime.fromisoformat(summary["reported_at"]).astimezone(
+        ZoneInfo(settings.timezone)
+    )
+    resolution = resolver.resolve(
+        str(summary.get("unit_id") or ""), report_day.date(), summary["affected"]
+    )
     available = dispatcher.channels.available
-    chain = [chain_entry(r, available) for r in resolution.leaders]
     at = dispatcher.clock.now()
-    escalate_at = at + dispatcher.window
     first: list[tuple[Responder, datetime | None]] = []
     if resolution.leaders:
-        first.append((resolution.leaders[0], escalate_at))
-    # The safety rep is told at once, like the leader (aml § 2-3), and is not escalated.
-    if resolution.safety_rep is not None and all(
-        r.person.id != resolution.safety_rep.person.id for r, _ in first
+        first.append((resolution.leaders[0], at + dispatcher.window))
+    # The safety rep is told at once, like the leader, of work-environment events (aml § 6-2),
+    # and of a personal one only with the affected person's consent; never escalated.
+    rep = resolution.safety_rep
+    if (
+        rep is not None
+        and safety_rep_may_know(facts, kind)
+        and all(r.person.id != rep.person.id for r, _ in first)
     ):
-        first.append((resolution.safety_rep, None))
+        first.append((rep, None))
     alerts = [
         NewAlert(
-            id=alert_id(event.incident_id, r.role, r.person.id),
-            org_id=event.org_id,
-            incident_id=event.incident_id,
+            id=alert_id(incident_id, r.role, r.person.id),
+            org_id=org_id,
+            incident_id=incident_id,
             role=r.role,
             person_id=r.person.id,
             person_name=r.person.name,
@@ -511,36 +565,37 @@ def plan_report(
         "main_safety_rep": resolution.main_safety_rep,
         "hr": resolution.hr[0] if resolution.hr else None,
     }
-    deadlines: list[NewDeadline] = []
-    facts: list[OutboxFact] = []
+    deadlines: list[tuple[NewDeadline, OutboxFact]] = []
     for duty in duties(
-        occurred_at=occurred_at,
-        reported_at=reported_at,
-        severity=str(data.get("severity", "")),
-        facts=data.get("facts") or {},
+        occurred_at=datetime.fromisoformat(summary["occurred_at"]),
+        learnt_at=learnt_at,
+        facts=facts,
+        kind=kind,
         routine=directory.routine,
+        timezone=settings.timezone,
+        amu_meetings=directory.org.amu_meetings,
+        responsible=directory.org.duty_responsible,
     ):
         who = responsible.get(duty.responsible) or responsible["nearest_leader"]
-        deadlines.append(
-            NewDeadline(
-                deadline_id=duty.id,
-                kind=duty.kind,
-                title=duty.title,
-                legal_ref=duty.legal_ref,
-                due_at=duty.due_at,
-                due_label=duty.due_label,
-                responsible_role=duty.responsible,
-                person_id=who.person.id if who else None,
-                person_name=who.person.name if who else None,
-                contacts=contacts_of(who.person, available) if who else [],
-                remind_at=reminder_at(at, duty.due_at),
-            )
+        remind = duty.remind_at or (reminder_at(at, duty.due_at) if duty.due_at else None)
+        deadline = NewDeadline(
+            deadline_id=duty.id,
+            kind=duty.kind,
+            title=duty.title,
+            legal_ref=duty.legal_ref,
+            due_at=duty.due_at,
+            due_label=duty.due_label,
+            responsible_role=duty.responsible,
+            person_id=who.person.id if who else None,
+            person_name=who.person.name if who else None,
+            contacts=contacts_of(who.person, available) if who else [],
+            remind_at=remind,
         )
         fact = DeadlineFactV1(
-            fact_id=f"{event.incident_id}:deadline:{duty.id}",
+            fact_id=f"{incident_id}:deadline:{duty.id}",
             deadline_id=duty.id,
-            incident_id=event.incident_id,
-            org_id=event.org_id,
+            incident_id=incident_id,
+            org_id=org_id,
             at=at,
             kind=duty.kind,
             title=duty.title,
@@ -552,23 +607,47 @@ def plan_report(
             ),
             responsible_role=duty.responsible,
         )
-        facts.append(
-            OutboxFact(
-                fact.fact_id,
-                event.org_id,
-                dispatcher.subject(event.org_id, "DeadlineSet", "deadline"),
-                fact.model_dump_json(),
+        deadlines.append(
+            (
+                deadline,
+                OutboxFact(
+                    fact.fact_id,
+                    org_id,
+                    dispatcher.subject(org_id, "DeadlineSet", "deadline"),
+                    fact.model_dump_json(),
+                ),
             )
         )
+    return {
+        "chain": [chain_entry(r, available) for r in resolution.leaders],
+        "alerts": alerts,
+        "deadlines": deadlines,
+    }
+
+
+def plan_report(
+    event: IncidentEventV1,
+    directory: Directory,
+    settings: Settings,
+    dispatcher: Dispatcher,
+) -> dict[str, Any]:
+    """Everything one report sets in motion, as rows and facts (pure apart from the clock)."""
+    summary = _summary(event, directory)
+    plan = plan_duties(
+        event.org_id,
+        event.incident_id,
+        summary,
+        datetime.fromisoformat(event.recorded_at),
+        directory,
+        settings,
+        dispatcher,
+    )
     return {
         "org_id": event.org_id,
         "incident_id": event.incident_id,
         "summary": summary,
-        "chain": chain,
         "first_in_chain": 1,
-        "alerts": alerts,
-        "deadlines": deadlines,
-        "facts": facts,
+        **plan,
     }
 
 
@@ -595,6 +674,38 @@ def register(
         await asyncio.to_thread(store.plan_report, **plan)
         dispatcher.wake()
 
+    async def on_facts(body: bytes, _: dict[str, str]) -> None:
+        event = IncidentEventV1.model_validate_json(body)
+        summary = await asyncio.to_thread(store.summary, event.org_id, event.incident_id)
+        if summary is None:
+            # The report comes first on the stream; until notify has planned it, try again.
+            raise bus.TransientError(f"facts for unplanned incident {event.incident_id}")
+        directory = await asyncio.to_thread(store.directory, event.org_id)
+        if directory is None:
+            raise bus.PermanentError(f"organisation {event.org_id} has no directory")
+        summary = {**summary, "facts": {**summary["facts"], **(event.data.get("facts") or {})}}
+        plan = plan_duties(
+            event.org_id,
+            event.incident_id,
+            summary,
+            datetime.fromisoformat(event.recorded_at),
+            directory,
+            settings,
+            dispatcher,
+        )
+        await asyncio.to_thread(
+            store.plan_facts,
+            event.org_id,
+            event.incident_id,
+            summary,
+            # Only the safety rep can be newly due (consent given later); the leaders' chain
+            # was settled by the report and is escalated from there.
+            [a for a in plan["alerts"] if a.role == "safety_rep"],
+            plan["deadlines"],
+            event.seq,
+        )
+        dispatcher.wake()
+
     async def on_deadline_met(body: bytes, _: dict[str, str]) -> None:
         event = IncidentEventV1.model_validate_json(body)
         await asyncio.to_thread(
@@ -612,6 +723,7 @@ def register(
     subjects = settings.subjects
     for durable, event_name, handler in (
         (REPORTS_DURABLE, "IncidentReported", on_reported),
+        (FACTS_DURABLE, "FactsRecorded", on_facts),
         (DEADLINE_MET_DURABLE, "DeadlineMet", on_deadline_met),
         (CLOSED_DURABLE, "IncidentClosed", on_closed),
     ):

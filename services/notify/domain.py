@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo
 import holidays
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from shared.law import DutyRole as DutyRole
+from shared.law import Kind, Provision, applicable, registry
 from shared.schemas import DirectoryTreeV1, UnitV1
 
 Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
@@ -82,10 +84,13 @@ class Org(Strict):
     name: Name
     main_safety_rep: Id | None = None
     hr: list[Id] = Field(default_factory=list)
+    amu_meetings: list[date] = Field(default_factory=list, max_length=200)
+    """The working environment committee's meeting plan: aml § 7-2 duties fall due at the next."""
+    duty_responsible: dict[str, DutyRole] = Field(default_factory=dict)
+    """Who answers for a legal duty here, where it is not the registry's default role."""
 
 
 DutyKind = Literal["law", "routine"]
-DutyRole = Literal["nearest_leader", "hr", "main_safety_rep", "safety_rep"]
 
 
 class RoutineDuty(Strict):
@@ -99,6 +104,9 @@ class RoutineDuty(Strict):
     id: Id
     title: Name
     responsible: DutyRole = "nearest_leader"
+    kinds: list[Kind] | None = None
+    """The kinds of incident the step is for; None means every kind. A step that tells the
+    safety rep must say ["arbeidsmiljo"]: a personal crisis never reaches them by routine."""
     # Upper bounds keep date arithmetic far from date.max: a routine step ten years out is a typo.
     after_days: int | None = Field(default=None, ge=1, le=3660)
     after_working_days: int | None = Field(default=None, ge=1, le=2600)
@@ -122,7 +130,10 @@ class RoutineDuty(Strict):
 # A municipal guideline's routine, the default; an organisation may replace it wholesale.
 DEFAULT_ROUTINE: tuple[RoutineDuty, ...] = (
     RoutineDuty(
-        id="hovedverneombud-varslet", title="Hovedverneombudet varslet", after_working_days=1
+        id="hovedverneombud-varslet",
+        title="Hovedverneombudet varslet",
+        after_working_days=1,
+        kinds=["arbeidsmiljo"],
     ),
     RoutineDuty(id="oppfolging-en-uke", title="Oppfølgingssamtale etter en uke", after_days=7),
     RoutineDuty(
@@ -174,6 +185,15 @@ class Directory(Strict):
                 found.append(f"{where} refers to unknown person '{ref}'")
 
         person_ref("org.main_safety_rep", self.org.main_safety_rep)
+        for duty_id, role in self.org.duty_responsible.items():
+            provision = registry().provision(duty_id)
+            if provision is None or provision.duty is None:
+                found.append(f"org.duty_responsible names unknown legal duty '{duty_id}'")
+            elif role not in provision.duty.audience:
+                found.append(
+                    f"org.duty_responsible: {role} may not be told of '{duty_id}' "
+                    f"(its audience: {', '.join(provision.duty.audience)})"
+                )
         for ref in self.org.hr:
             person_ref("org.hr", ref)
         for unit in self.units:
@@ -345,7 +365,9 @@ class Resolver:
 
 OSLO = ZoneInfo("Europe/Oslo")
 DAY_ENDS = time(16, 0)
-"""A deadline "by a day" means by the end of a normal working day there, in Oslo time."""
+"""A deadline "by a day" means by the end of a normal working day there, in local time."""
+STRAKS = timedelta(hours=1)
+"""`straks` is shown as due now and overdue after this long from when the employer learnt it."""
 
 
 @lru_cache(maxsize=64)
@@ -380,24 +402,26 @@ def add_months(d: date, months: int) -> date:
     return date(year, month0 + 1, min(d.day, calendar.monthrange(year, month0 + 1)[1]))
 
 
-def end_of_day(d: date) -> datetime:
-    """DAY_ENDS in Oslo on d, as an aware UTC datetime (15:00 UTC in winter, 14:00 in summer)."""
-    return datetime.combine(d, DAY_ENDS, tzinfo=OSLO).astimezone(UTC)
+def end_of_day(d: date, zone: ZoneInfo = OSLO) -> datetime:
+    """DAY_ENDS on d in the organisation's time zone, as an aware UTC datetime."""
+    return datetime.combine(d, DAY_ENDS, tzinfo=zone).astimezone(UTC)
 
 
 @dataclass(frozen=True)
 class Duty:
     id: str
-    """Stable: the law paragraph ("aml-5-2") or the routine duty's id."""
+    """Stable: the registry's provision id ("aml-5-2") or the routine duty's id."""
     kind: DutyKind
     title: str
     legal_ref: str | None
     """The paragraph, e.g. "aml § 5-2"; None for the organisation's routine."""
-    due_at: datetime
-    """Timezone-aware, UTC."""
+    due_at: datetime | None
+    """Timezone-aware, UTC; None where the law sets no date (snarest mulig, none)."""
     due_label: str
-    """How the deadline reads to a Norwegian user: "straks", "neste virkedag", ..."""
+    """How the deadline reads to a Norwegian user: "straks", "snarest mulig", ..."""
     responsible: DutyRole
+    remind_at: datetime | None = None
+    """For a duty without a date: when to nudge the responsible person (never a deadline)."""
 
 
 def _aware(name: str, value: datetime) -> None:
@@ -425,63 +449,99 @@ def routine_due(duty: RoutineDuty, incident_day: date) -> tuple[date, str]:
     return working_day_on_or_after(add_months(incident_day, n)), label
 
 
+def _date_fact(facts: Mapping[str, Any], key: str) -> date | None:
+    try:
+        return date.fromisoformat(str(facts[key]))
+    except (KeyError, ValueError):
+        return None
+
+
+def law_due(
+    provision: Provision,
+    *,
+    learnt_at: datetime,
+    facts: Mapping[str, Any],
+    zone: ZoneInfo,
+    amu_meetings: Sequence[date] = (),
+) -> tuple[datetime | None, str, datetime | None] | None:
+    """(due_at, label, remind_at) of a legal duty by its registry rule; None if it cannot run
+    yet (a sick-leave rule without a valid date).
+
+    Nothing here invents a deadline the statute lacks: `snarest mulig` and `none` have no date,
+    and `snarest mulig` gets a reminder at the end of the next working day instead.
+    """
+    assert provision.duty is not None
+    rule = provision.duty.deadline
+    learnt_day = learnt_at.astimezone(zone).date()
+    if rule.rule == "straks":
+        return (learnt_at + STRAKS).astimezone(UTC), "straks", None
+    if rule.rule == "snarest_mulig":
+        return None, "snarest mulig", end_of_day(next_working_day(learnt_day), zone)
+    if rule.rule == "calendar_days":
+        assert rule.days is not None
+        start = _date_fact(facts, rule.from_) if rule.from_ != "learnt" else learnt_day
+        if start is None:
+            return None
+        weeks, rest = divmod(rule.days, 7)
+        span = f"{weeks} uker" if not rest else f"{rule.days} dager"
+        return end_of_day(start + timedelta(days=rule.days), zone), f"innen {span}", None
+    if rule.rule == "next_amu_meeting":
+        meeting = min((d for d in amu_meetings if d >= learnt_day), default=None)
+        if meeting is None:
+            return None, "neste møte i arbeidsmiljøutvalget (ingen møtedato registrert)", None
+        return end_of_day(meeting, zone), f"neste AMU-møte {meeting:%d.%m.%Y}", None
+    return None, rule.label or "ingen lovbestemt frist", None
+
+
 def duties(
     *,
     occurred_at: datetime,
-    reported_at: datetime,
-    severity: str,
+    learnt_at: datetime,
     facts: Mapping[str, Any],
+    kind: Kind,
     routine: Sequence[RoutineDuty] | None,
+    timezone: str = "Europe/Oslo",
+    amu_meetings: Sequence[date] = (),
+    responsible: Mapping[str, DutyRole] | None = None,
 ) -> list[Duty]:
     """What must be done by when after an incident: law duties first, then the routine.
 
-    Each group is in due order (ties keep the order listed). routine None means DEFAULT_ROUTINE.
+    Law comes from the registry (shared/law.yaml): the facts and the category's kind decide
+    which duties apply; severity decides none. `learnt_at` is when the employer learnt the
+    facts (the report, or the later facts entry). Routine steps count from the incident's local
+    date, and a step for another kind of incident is left out. Each group is in due order,
+    undated duties last (ties keep the order listed). routine None means DEFAULT_ROUTINE.
     """
     _aware("occurred_at", occurred_at)
-    _aware("reported_at", reported_at)
-    incident_day = occurred_at.astimezone(OSLO).date()
-    serious = bool(facts.get("death")) or bool(facts.get("serious_injury"))
-    injured = serious or bool(facts.get("injury"))
+    _aware("learnt_at", learnt_at)
+    zone = ZoneInfo(timezone)
+    overrides = responsible or {}
     law: list[Duty] = []
-    if serious or severity == "critical":
-        # aml § 5-2: "straks", so the clock runs from when we learnt of it, not when it happened.
+    for provision in applicable(facts, kind):
+        assert provision.duty is not None
+        due = law_due(
+            provision, learnt_at=learnt_at, facts=facts, zone=zone, amu_meetings=amu_meetings
+        )
+        if due is None:
+            continue
+        due_at, label, remind_at = due
         law.append(
             Duty(
-                id="aml-5-2",
+                id=provision.id,
                 kind="law",
-                title="Varsle Arbeidstilsynet og politiet, med kopi til verneombudet",
-                legal_ref="aml § 5-2",
-                due_at=(reported_at + timedelta(hours=1)).astimezone(UTC),
-                due_label="straks",
-                responsible="nearest_leader",
+                title=provision.title,
+                legal_ref=provision.short,
+                due_at=due_at,
+                due_label=label,
+                responsible=overrides.get(provision.id, provision.duty.responsible),
+                remind_at=remind_at,
             )
         )
-    if injured:
-        law.append(
-            Duty(
-                id="aml-5-1",
-                kind="law",
-                title="Registrer personskaden",
-                legal_ref="aml § 5-1",
-                due_at=end_of_day(next_working_day(incident_day)),
-                due_label="neste virkedag",
-                responsible="nearest_leader",
-            )
-        )
-        # ftrl § 13-14 sets a calendar limit of one year; it is not moved to a working day.
-        law.append(
-            Duty(
-                id="ftrl-13-14",
-                kind="law",
-                title="Send yrkesskademelding til NAV",
-                legal_ref="ftrl § 13-14",
-                due_at=end_of_day(add_months(incident_day, 12)),
-                due_label="innen ett år",
-                responsible="hr",
-            )
-        )
+    incident_day = occurred_at.astimezone(zone).date()
     steps: list[Duty] = []
     for step in DEFAULT_ROUTINE if routine is None else routine:
+        if step.kinds is not None and kind not in step.kinds:
+            continue
         due_day, label = routine_due(step, incident_day)
         steps.append(
             Duty(
@@ -489,12 +549,16 @@ def duties(
                 kind="routine",
                 title=step.title,
                 legal_ref=None,
-                due_at=end_of_day(due_day),
+                due_at=end_of_day(due_day, zone),
                 due_label=label,
                 responsible=step.responsible,
             )
         )
-    return sorted(law, key=lambda d: d.due_at) + sorted(steps, key=lambda d: d.due_at)
+
+    def order(d: Duty) -> tuple[bool, datetime]:
+        return d.due_at is None, d.due_at or datetime.max.replace(tzinfo=UTC)
+
+    return sorted(law, key=order) + sorted(steps, key=order)
 
 
 def reminder_at(set_at: datetime, due_at: datetime) -> datetime:

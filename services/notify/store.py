@@ -18,6 +18,7 @@ from typing import Any
 
 from services.notify.domain import Directory
 from shared.clock import SYSTEM_CLOCK, Clock
+from shared.law import category_kind
 from shared.schemas import Actor, AlertFactV1
 from shared.sqlite import SqliteStore
 
@@ -56,10 +57,12 @@ CREATE TABLE IF NOT EXISTS attempts (
   PRIMARY KEY (alert_id, n));
 CREATE TABLE IF NOT EXISTS deadlines (
   org_id TEXT NOT NULL, incident_id TEXT NOT NULL, deadline_id TEXT NOT NULL,
-  kind TEXT NOT NULL, title TEXT NOT NULL, legal_ref TEXT, due_at TEXT NOT NULL,
+  kind TEXT NOT NULL, title TEXT NOT NULL, legal_ref TEXT,
+  due_at TEXT,                    -- NULL where the law sets no date (snarest mulig, none)
   due_label TEXT NOT NULL, responsible_role TEXT NOT NULL,
   person_id TEXT, person_name TEXT, contacts TEXT NOT NULL,
-  remind_at TEXT NOT NULL, reminded_at TEXT, met_at TEXT,
+  remind_at TEXT,                 -- NULL: nobody is reminded of it
+  reminded_at TEXT, met_at TEXT,
   PRIMARY KEY (org_id, incident_id, deadline_id));
 CREATE INDEX IF NOT EXISTS deadlines_reminder ON deadlines (remind_at)
   WHERE reminded_at IS NULL AND met_at IS NULL;
@@ -68,6 +71,15 @@ CREATE TABLE IF NOT EXISTS outbox (
   created_at TEXT NOT NULL, published_at TEXT);
 CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (published_at) WHERE published_at IS NULL;
 """
+
+DEADLINES_INDEX = """CREATE INDEX IF NOT EXISTS deadlines_reminder ON deadlines (remind_at)
+  WHERE reminded_at IS NULL AND met_at IS NULL"""
+
+
+def new_deadlines_table() -> str:
+    start = SCHEMA.index("CREATE TABLE IF NOT EXISTS deadlines")
+    return SCHEMA[start : SCHEMA.index(";", start)]
+
 
 LEADER_ROLES = ("nearest_leader", "deputy", "leader")
 OPEN_STATUSES = ("pending", "sending")
@@ -117,13 +129,13 @@ class NewDeadline:
     kind: str
     title: str
     legal_ref: str | None
-    due_at: datetime
+    due_at: datetime | None
     due_label: str
     responsible_role: str
     person_id: str | None
     person_name: str | None
     contacts: Sequence[Contact]
-    remind_at: datetime
+    remind_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -161,10 +173,28 @@ def _contacts_json(contacts: Sequence[Contact]) -> str:
     return json.dumps([[c.channel, c.address] for c in contacts], ensure_ascii=False)
 
 
+def _ts_or_none(moment: datetime | None) -> str | None:
+    return ts(moment) if moment is not None else None
+
+
 class NotifyStore(SqliteStore):
     def __init__(self, path: Path, clock: Clock = SYSTEM_CLOCK) -> None:
         super().__init__(path, SCHEMA, rows_as_dicts=True)
         self.clock = clock
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Stores made before duties could be undated had due_at and remind_at NOT NULL; SQLite
+        cannot relax a column, so the table is rebuilt once, rows kept."""
+        with self._tx() as db:
+            strict = {r["name"] for r in db.execute("PRAGMA table_info(deadlines)") if r["notnull"]}
+            if not strict & {"due_at", "remind_at"}:
+                return
+            db.execute("ALTER TABLE deadlines RENAME TO deadlines_before_undated")
+            db.execute(new_deadlines_table())
+            db.execute("INSERT INTO deadlines SELECT * FROM deadlines_before_undated")
+            db.execute("DROP TABLE deadlines_before_undated")
+            db.execute(DEADLINES_INDEX)
 
     # --- directory ------------------------------------------------------------------------
 
@@ -200,8 +230,7 @@ class NotifyStore(SqliteStore):
         chain: list[dict[str, Any]],
         first_in_chain: int,
         alerts: Sequence[NewAlert],
-        deadlines: Sequence[NewDeadline],
-        facts: Sequence[OutboxFact],
+        deadlines: Sequence[tuple[NewDeadline, OutboxFact]],
     ) -> bool:
         """Record everything a report sets in motion, once: a redelivered report changes nothing.
 
@@ -223,17 +252,76 @@ class NotifyStore(SqliteStore):
                 return False
             for alert in alerts:
                 self._insert_alert(db, alert)
-            for d in deadlines:
-                db.execute(
-                    "INSERT OR IGNORE INTO deadlines VALUES "
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
-                    (
-                        org_id, incident_id, d.deadline_id, d.kind, d.title, d.legal_ref,
-                        ts(d.due_at), d.due_label, d.responsible_role, d.person_id,
-                        d.person_name, _contacts_json(d.contacts), ts(d.remind_at),
-                    ),
-                )  # fmt: skip
-            self._insert_facts(db, facts)
+            self._insert_deadlines(db, org_id, incident_id, deadlines)
+        return True
+
+    def _insert_deadlines(
+        self,
+        db: sqlite3.Connection,
+        org_id: str,
+        incident_id: str,
+        deadlines: Sequence[tuple[NewDeadline, OutboxFact]],
+    ) -> None:
+        """Each duty once: one already set keeps its deadline, and its fact is not repeated."""
+        for d, fact in deadlines:
+            inserted = db.execute(
+                "INSERT OR IGNORE INTO deadlines VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
+                (
+                    org_id, incident_id, d.deadline_id, d.kind, d.title, d.legal_ref,
+                    _ts_or_none(d.due_at), d.due_label, d.responsible_role, d.person_id,
+                    d.person_name, _contacts_json(d.contacts), _ts_or_none(d.remind_at),
+                ),
+            ).rowcount  # fmt: skip
+            if inserted:
+                self._insert_facts(db, [fact])
+
+    def summary(self, org_id: str, incident_id: str) -> dict[str, Any] | None:
+        """What notify kept of a planned report (None before it was planned)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT summary FROM incidents WHERE org_id = ? AND incident_id = ?",
+                (org_id, incident_id),
+            ).fetchone()
+        if row is None:
+            return None
+        summary: dict[str, Any] = json.loads(row["summary"])
+        # Reports planned before facts could come later kept less: fill in what they lacked.
+        summary.setdefault("facts", {})
+        summary.setdefault("affected", [])
+        summary.setdefault("kind", category_kind(str(summary.get("category", ""))))
+        return summary
+
+    def plan_facts(
+        self,
+        org_id: str,
+        incident_id: str,
+        summary: dict[str, Any],
+        alerts: Sequence[NewAlert],
+        deadlines: Sequence[tuple[NewDeadline, OutboxFact]],
+        seq: int,
+    ) -> bool:
+        """Record a later facts entry: the facts so far, and the alerts and duties they newly
+        start. Entries are applied once each, in order (`seq` of the incident's event), so a
+        redelivered one changes nothing. Returns False when it had been applied already."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT summary FROM incidents WHERE org_id = ? AND incident_id = ?",
+                (org_id, incident_id),
+            ).fetchone()
+            if row is None or json.loads(row["summary"]).get("facts_seq", 0) >= seq:
+                return False
+            db.execute(
+                "UPDATE incidents SET summary = ? WHERE org_id = ? AND incident_id = ?",
+                (
+                    json.dumps({**summary, "facts_seq": seq}, ensure_ascii=False),
+                    org_id,
+                    incident_id,
+                ),
+            )
+            for alert in alerts:
+                self._insert_alert(db, alert)
+            self._insert_deadlines(db, org_id, incident_id, deadlines)
         return True
 
     def _insert_alert(self, db: sqlite3.Connection, a: NewAlert) -> None:
@@ -565,7 +653,8 @@ class NotifyStore(SqliteStore):
                 for r in self._db.execute(
                     "SELECT deadline_id, kind, title, legal_ref, due_at, due_label,"
                     " responsible_role, person_id, person_name, remind_at, reminded_at, met_at"
-                    " FROM deadlines WHERE org_id = ? AND incident_id = ? ORDER BY due_at",
+                    " FROM deadlines WHERE org_id = ? AND incident_id = ?"
+                    " ORDER BY due_at IS NULL, due_at",
                     (org_id, incident_id),
                 )
             ]

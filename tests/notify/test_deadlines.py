@@ -1,4 +1,8 @@
-"""Working days in Norway and the deadlines of law and routine duties."""
+"""Working days in Norway and the deadlines of the organisation's routine duties.
+
+The legal duties (which apply, and when they fall due) are in test_law_duties.py, each row
+citing its provision.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from services.notify.domain import (
     reminder_at,
     working_day_on_or_after,
 )
+from shared.law import Kind
 
 OSLO = ZoneInfo("Europe/Oslo")
 
@@ -37,14 +42,14 @@ def utc(y: int, m: int, d: int, hh: int, mm: int = 0) -> datetime:
 def by_id(
     occurred: datetime,
     facts: dict[str, Any] | None = None,
-    severity: str = "low",
     routine: list[RoutineDuty] | None = None,
+    kind: Kind = "arbeidsmiljo",
 ) -> dict[str, Duty]:
     found = duties(
         occurred_at=occurred,
-        reported_at=occurred + timedelta(minutes=20),
-        severity=severity,
+        learnt_at=occurred + timedelta(minutes=20),
         facts=facts or {},
+        kind=kind,
         routine=routine,
     )
     return {d.id: d for d in found}
@@ -162,83 +167,33 @@ def test_due_at_is_utc_and_16_oslo_across_the_dst_change() -> None:
     assert summer == utc(2026, 4, 7, 14)
 
 
-def test_no_injury_means_no_injury_duties() -> None:
-    assert list(by_id(at(2026, 9, 8), {"injury": False, "police": True})) == [
+def test_no_injury_means_only_the_routine() -> None:
+    assert list(by_id(at(2026, 9, 8), {"injury": False, "police_involved": True})) == [
         "hovedverneombud-varslet",
         "oppfolging-en-uke",
         "oppfolging-en-maned",
     ]
 
 
-def test_an_injury_needs_registering_and_a_nav_report_but_no_inspectorate() -> None:
-    found = by_id(at(2026, 9, 8), {"injury": True})
-    assert "aml-5-2" not in found
-    registered = found["aml-5-1"]
-    assert (registered.kind, registered.legal_ref, registered.due_label) == (
-        "law",
-        "aml § 5-1",
-        "neste virkedag",
-    )
-    assert registered.due_at == at(2026, 9, 9, 16)
-    nav = found["ftrl-13-14"]
-    assert (nav.legal_ref, nav.due_label, nav.responsible) == ("ftrl § 13-14", "innen ett år", "hr")
-    assert nav.due_at == at(2027, 9, 8, 16)
-
-
-def test_nav_report_is_due_one_year_later_even_from_29_february() -> None:
-    nav = by_id(at(2028, 2, 29), {"injury": True})["ftrl-13-14"]
-    assert nav.due_at == at(2029, 2, 28, 16)
-    assert nav.due_at == utc(2029, 2, 28, 15)
-
-
-def test_aml_5_1_over_christmas_is_due_after_the_weekend() -> None:
-    assert by_id(at(2026, 12, 24), {"injury": True})["aml-5-1"].due_at == utc(2026, 12, 28, 15)
-
-
-@pytest.mark.parametrize(
-    ("facts", "severity"),
-    [({"serious_injury": True}, "high"), ({"death": True}, "low"), ({}, "critical")],
-)
-def test_inspectorate_and_police_at_once_one_hour_after_the_report(
-    facts: dict[str, Any], severity: str
-) -> None:
-    reported = utc(2026, 9, 8, 20, 5)
-    found = duties(
-        occurred_at=utc(2026, 9, 8, 18, 0),
-        reported_at=reported,
-        severity=severity,
-        facts=facts,
-        routine=[],
-    )
-    first = found[0]
-    assert first.id == "aml-5-2"
-    assert first.title == "Varsle Arbeidstilsynet og politiet, med kopi til verneombudet"
-    assert (first.kind, first.legal_ref, first.due_label) == ("law", "aml § 5-2", "straks")
-    assert first.responsible == "nearest_leader"
-    assert first.due_at == utc(2026, 9, 8, 21, 5)
-    # Critical alone is not an injury: nothing to register or report to NAV.
-    expected = ["aml-5-2"] if severity == "critical" else ["aml-5-2", "aml-5-1", "ftrl-13-14"]
-    assert [d.id for d in found] == expected
-
-
-def test_law_duties_come_before_the_routine() -> None:
-    found = duties(
-        occurred_at=at(2026, 9, 8),
-        reported_at=at(2026, 9, 8, 11),
-        severity="high",
-        facts={"serious_injury": True},
-        routine=None,
-    )
-    # The one-week follow-up is due long before the NAV report, yet comes after it.
-    assert [(d.kind, d.id) for d in found] == [
-        ("law", "aml-5-2"),
-        ("law", "aml-5-1"),
-        ("law", "ftrl-13-14"),
-        ("routine", "hovedverneombud-varslet"),
-        ("routine", "oppfolging-en-uke"),
-        ("routine", "oppfolging-en-maned"),
+def test_the_routine_step_that_tells_the_main_safety_rep_is_left_out_of_personal_crises() -> None:
+    """aml § 6-2 is the basis for telling safety reps: work-environment events only."""
+    assert list(by_id(at(2026, 9, 8), kind="personlig")) == [
+        "oppfolging-en-uke",
+        "oppfolging-en-maned",
     ]
-    assert found[0].due_at == utc(2026, 9, 8, 10)
+
+
+def test_routine_deadlines_follow_the_organisations_time_zone() -> None:
+    found = duties(
+        occurred_at=utc(2026, 9, 8, 8),
+        learnt_at=utc(2026, 9, 8, 8),
+        facts={},
+        kind="arbeidsmiljo",
+        routine=None,
+        timezone="America/New_York",
+    )
+    due = {d.id: d.due_at for d in found}["hovedverneombud-varslet"]
+    assert due == datetime(2026, 9, 9, 16, tzinfo=ZoneInfo("America/New_York"))
 
 
 def test_a_directorys_routine_replaces_the_defaults_and_is_sorted_by_due() -> None:
@@ -261,9 +216,9 @@ def test_a_directorys_routine_replaces_the_defaults_and_is_sorted_by_due() -> No
     assert directory.problems() == []
     found = duties(
         occurred_at=at(2026, 4, 1),
-        reported_at=at(2026, 4, 1, 11),
-        severity="low",
+        learnt_at=at(2026, 4, 1, 11),
         facts={},
+        kind="arbeidsmiljo",
         routine=directory.routine,
     )
     assert [(d.id, d.due_label, d.responsible, d.due_at) for d in found] == [
@@ -305,14 +260,14 @@ def test_naive_times_are_refused() -> None:
     with pytest.raises(ValueError, match="occurred_at must be timezone-aware"):
         duties(
             occurred_at=datetime(2026, 9, 8, 10),  # naive: the point of the test
-            reported_at=at(2026, 9, 8),
-            severity="low",
+            learnt_at=at(2026, 9, 8),
             facts={},
+            kind="arbeidsmiljo",
             routine=None,
         )
 
 
-def test_reminder_a_day_ahead_for_a_one_year_deadline() -> None:
+def test_reminder_a_day_ahead_for_a_long_deadline() -> None:
     assert reminder_at(utc(2026, 9, 8, 8), utc(2027, 9, 8, 14)) == utc(2027, 9, 7, 14)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,10 @@ from shared.clock import SYSTEM_CLOCK
 from shared.settings import Settings
 
 SUMMARY = {
-    "title": "Truet med kniv i resepsjonen",
+    "title": "Truet med kniv i resepsjonen, kuttet i hånda",
+    "category": "trusler-personlig",
+    "category_title": "Trusler mot ansatte",
+    "facts": {"injury": True, "sick_leave_from": "2026-07-02"},
     "severity": "critical",
     "place": "Rådhuset",
     "unit_name": "Servicetorget",
@@ -27,9 +31,12 @@ def alert(kind: str = "alert", attempts: int = 0, contacts: int = 2) -> Alert:
         id="a-1", org_id="demo", incident_id="i-1", kind=kind, role="nearest_leader",
         person_id="p-ln", person_name="Lise Nord",
         contacts=(Contact("email", "lise@x.example"), Contact("sms", "+4790000001"))[:contacts],
-        attempts=attempts, status="pending", deadline_id="ftrl-13-14" if kind != "alert" else None,
-        body={"title": "Send yrkesskademelding til NAV", "legal_ref": "ftrl § 13-14",
-              "due_at": "2027-07-01T14:00:00+00:00"} if kind != "alert" else {},
+        attempts=attempts, status="pending", deadline_id=None if kind == "alert" else "d",
+        body={"title": "Lag oppfølgingsplan sammen med den sykmeldte", "legal_ref": "aml § 4-6",
+              "due_at": "2026-07-30T14:00:00+00:00", "due_label": "innen 4 uker"}
+        if kind == "reminder" else {"title": "Send elektronisk skademelding (yrkesskade) til Nav",
+              "legal_ref": "ftrl § 13-14", "due_at": None, "due_label": "snarest mulig"}
+        if kind == "reminder-undated" else {},
         summary=SUMMARY,
     )  # fmt: skip
 
@@ -42,7 +49,12 @@ def channels(tmp_path: Path, **extra: Any) -> Channels:
 def test_an_alert_says_what_where_when_who_and_how_to_answer(tmp_path: Path) -> None:
     c = channels(tmp_path, escalation_seconds=900)
     subject, text = c.compose(alert())
-    assert subject == "Varsel fra kriselogg: Truet med kniv i resepsjonen"
+    # The category and unit, never the reporter's own words or the facts (aml § 6-2 tells
+    # the safety rep *that* it happened; what happened, and any injury, is read after login).
+    assert subject == "Varsel fra kriselogg: Trusler mot ansatte, Servicetorget"
+    assert "Hva: Trusler mot ansatte" in text
+    assert "kniv" not in subject + text and "hånda" not in subject + text
+    assert "2026-07-02" not in text and "skade" not in text.lower()
     assert "Alvorlighet: kritisk" in text
     assert "Hvor: Rådhuset (Servicetorget)" in text
     assert "Når: onsdag 1. juli 2026 kl. 10.30" in text  # summer time in Oslo
@@ -62,9 +74,20 @@ def test_an_alert_says_what_where_when_who_and_how_to_answer(tmp_path: Path) -> 
 
 def test_a_reminder_names_the_duty_its_basis_and_the_deadline(tmp_path: Path) -> None:
     subject, text = channels(tmp_path).compose(alert(kind="reminder"))
-    assert subject.startswith("Påminnelse: Send yrkesskademelding til NAV")
-    assert "(ftrl § 13-14)" in text
-    assert "Frist: torsdag 1. juli 2027 kl. 16.00" in text
+    assert subject.startswith("Påminnelse: Lag oppfølgingsplan sammen med den sykmeldte")
+    assert "(aml § 4-6)" in text
+    assert "Frist: torsdag 30. juli 2026 kl. 16.00" in text
+    assert "kniv" not in subject + text
+
+
+def test_a_reminder_of_a_duty_without_a_date_says_how_it_is_due(tmp_path: Path) -> None:
+    """ftrl § 13-14: "snarest"; no date is invented for it."""
+    subject, text = channels(tmp_path).compose(replace(alert("reminder-undated"), kind="reminder"))
+    assert (
+        subject
+        == "Påminnelse: Send elektronisk skademelding (yrkesskade) til Nav – frist snarest mulig"
+    )
+    assert "Frist: snarest mulig" in text
 
 
 def test_attempts_use_the_backoff_then_fall_over_then_start_again(tmp_path: Path) -> None:

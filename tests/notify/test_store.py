@@ -51,8 +51,8 @@ def plan(store: NotifyStore, remind_at: datetime = T0 + timedelta(days=1)) -> bo
     )  # fmt: skip
     return store.plan_report(
         "demo", "i-1", {"title": "Slått"}, CHAIN, 1,
-        [leader_alert(CHAIN[0], T0 + WINDOW)], [deadline],
-        [OutboxFact("i-1:deadline:oppfolging-en-uke", "demo", "s.deadline", "{}")],
+        [leader_alert(CHAIN[0], T0 + WINDOW)],
+        [(deadline, OutboxFact("i-1:deadline:oppfolging-en-uke", "demo", "s.deadline", "{}"))],
     )  # fmt: skip
 
 
