@@ -31,7 +31,7 @@ def render() -> str:
     catalogue = load_catalogue()
     body = {
         "categories": {
-            sub.id: {"kind": sub.kind, "title": sub.title, "theme": theme.id}
+            sub.id: {"kind": sub.kind, "title": f"{theme.title}: {sub.title}", "theme": theme.id}
             for theme in catalogue.themes
             for sub in theme.subthemes
         }

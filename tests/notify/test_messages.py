@@ -15,7 +15,7 @@ from shared.settings import Settings
 SUMMARY = {
     "title": "Truet med kniv i resepsjonen, kuttet i hånda",
     "category": "trusler-personlig",
-    "category_title": "Trusler mot ansatte",
+    "category_title": "Trusselsituasjoner: Trusler mot ansatte",
     "facts": {"injury": True, "sick_leave_from": "2026-07-02"},
     "severity": "critical",
     "place": "Rådhuset",
@@ -51,8 +51,8 @@ def test_an_alert_says_what_where_when_who_and_how_to_answer(tmp_path: Path) -> 
     subject, text = c.compose(alert())
     # The category and unit, never the reporter's own words or the facts (aml § 6-2 tells
     # the safety rep *that* it happened; what happened, and any injury, is read after login).
-    assert subject == "Varsel fra kriselogg: Trusler mot ansatte, Servicetorget"
-    assert "Hva: Trusler mot ansatte" in text
+    assert subject == "Varsel fra kriselogg: Trusselsituasjoner: Trusler mot ansatte, Servicetorget"
+    assert "Hva: Trusselsituasjoner: Trusler mot ansatte" in text
     assert "kniv" not in subject + text and "hånda" not in subject + text
     assert "2026-07-02" not in text and "skade" not in text.lower()
     assert "Alvorlighet: kritisk" in text
