@@ -42,7 +42,7 @@ REPORT = {
     "unit_id": "u-nord",
     "affected": ["p-ansatt"],
     "severity": "high",
-    "facts": {"injury": True, "police_contacted": False},
+    "facts": {"injury": True, "serious_injury": False, "police_involved": False},
 }
 
 
@@ -129,11 +129,12 @@ class Stack:
         body: dict[str, Any] = response.json()
         return body
 
-    async def settle(self, incident_id: str, alerts: int = 2, deadlines: int = 5) -> int:
+    async def settle(self, incident_id: str, alerts: int = 2, deadlines: int = 6) -> int:
         """Wait until notify's facts about a report are in its log; returns the log's length.
 
-        The default REPORT (violence with injury) gets two alerts (nearest leader, safety rep)
-        and five deadlines (aml § 5-1, ftrl § 13-14 and the three routine duties).
+        The default REPORT (violence, a lesser injury) gets two alerts (nearest leader, safety
+        rep, aml § 6-2) and six deadlines: aml § 5-1, ftrl § 13-14 and aml § 7-2 (a work injury,
+        not serious, so no § 5-2), and the three routine duties.
         """
 
         def done(events: dict[str, list[dict[str, Any]]]) -> bool:

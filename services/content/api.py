@@ -8,8 +8,8 @@ request only adds the caller's organisation's local additions.
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -31,8 +31,8 @@ from shared.clock import Clock
 from shared.http import Problem, RateLimit
 from shared.labels import MEASURE_STATUS_TITLES as STATUS_TITLES
 from shared.labels import PHASE_TITLES, ROLE_TITLES, SEVERITY_TITLES
+from shared.law import registry as law_registry
 from shared.oidc import Identity, LoginState, OidcClient, OidcError, kriselogg_token
-from shared.policy import VIOLENCE_AND_THREATS
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,14 @@ class RoleRef(Ref):
 
 
 class LawRef(Ref):
+    """A provision of the shared legal registry (shared/law.yaml)."""
+
+    id: str = Field(description="The provision's id in the legal registry", examples=["aml-5-2"])
+    title: str = Field(description="As shown beside a measure", examples=["aml § 5-2"])
+    citation: str = Field(
+        description="The official citation, as a lawyer writes it",
+        examples=["arbeidsmiljøloven § 5-2 første ledd første punktum"],
+    )
     summary: str = Field(description="What it says, in short", examples=["Arbeidsgiveren skal…"])
     url: str = Field(
         description="Where to read it", examples=["https://lovdata.no/lov/2005-06-17-62/§3-1"]
@@ -571,6 +579,14 @@ STATIC = HERE / "static"
 API_URL_ENV = "KRISELOGG_API_URL"  # ContentSettings.api_url
 
 SEVERITIES = tuple(SEVERITY_TITLES.items())
+# The violence and threat sub-themes the report form offers (guidance ids).
+REPORT_CATEGORIES = (
+    "vold-fysisk",
+    "trusler-personlig",
+    "trusler-digitale",
+    "gisseltaking",
+    "bombetrussel",
+)
 EVENT_TITLES = {
     "IncidentReported": "Hendelsen meldt",
     "MeasureLogged": "Tiltak logget",
@@ -653,8 +669,42 @@ def build_environment(zone: ZoneInfo) -> Environment:
         STATUS_TITLES=STATUS_TITLES,
         PHASE_TITLES=PHASE_TITLES,
         SEVERITIES=dict(SEVERITIES),
+        LAW_FACTS=law_registry().facts,
+        LAW=law_registry().provision,
+        FACT_ANSWER=_fact_answer,
     )
     return env
+
+
+def _fact_answer(value: Any) -> str:
+    if value is True:
+        return "Ja"
+    if value is False:
+        return "Nei"
+    return "Vet ikke" if value in (None, "") else _local_date(value)
+
+
+def _local_date(value: Any) -> str:
+    try:
+        return date.fromisoformat(str(value)).strftime("%d.%m.%Y")
+    except ValueError:
+        return str(value)
+
+
+def facts_from_form(form: Mapping[str, Any]) -> dict[str, Any]:
+    """The registry's facts from a form's `fact_<id>` fields: "true", "false" or "" (unknown)
+    for yes/no, a date or "" for dates. A field not on the form is left out."""
+    found: dict[str, Any] = {}
+    for fact in law_registry().facts:
+        raw = form.get(f"fact_{fact.id}")
+        if raw is None:
+            continue
+        raw = str(raw).strip()
+        if fact.type == "bool":
+            found[fact.id] = {"true": True, "false": False}.get(raw)
+        elif raw:
+            found[fact.id] = raw
+    return found
 
 
 class Api:
@@ -880,7 +930,7 @@ def portal_router(
 
     async def categories(api: Api) -> list[tuple[str, str]]:
         titles = _themes_of(await api.json("/api/v1/guidance/themes"))
-        return [(c, titles.get(c, c)) for c in VIOLENCE_AND_THREATS]
+        return [(c, titles.get(c, c)) for c in REPORT_CATEGORIES]
 
     def report_defaults(me: Principal) -> dict[str, Any]:
         return {
@@ -889,6 +939,7 @@ def portal_router(
             "unit_id": "u-nord" if me.org_id == "demo" else "",
             "severity": "high",
             "affected_me": me.has_any("reporter"),
+            "facts": {},
         }
 
     @router.get("/meld", response_class=HTMLResponse)
@@ -909,16 +960,14 @@ def portal_router(
         unit_id: Annotated[str, Form(max_length=100)] = "",
         affected_text: Annotated[str, Form(max_length=500)] = "",
         affected_me: Annotated[bool, Form()] = False,
-        injury: Annotated[bool, Form()] = False,
-        police_contacted: Annotated[bool, Form()] = False,
         severity: Annotated[str, Form(max_length=20)] = "high",
         description: Annotated[str, Form(max_length=10_000)] = "",
     ) -> Response:
         form = {
             "title": title, "category": category, "place": place, "occurred_at": occurred_at,
             "unit_id": unit_id, "affected_text": affected_text, "affected_me": affected_me,
-            "injury": injury, "police_contacted": police_contacted, "severity": severity,
-            "description": description,
+            "severity": severity, "description": description,
+            "facts": facts_from_form(await request.form()),
         }  # fmt: skip
         me, api = who(request)
         errors: list[str] = []
@@ -936,7 +985,7 @@ def portal_router(
             "unit_id": unit_id.strip(),
             "severity": severity,
             "affected": [me.person_id] if affected_me else [],
-            "facts": {"injury": injury, "police_contacted": police_contacted},
+            "facts": facts_from_form(await request.form()),
         }
         if place.strip():
             body["place"] = place.strip()
@@ -1134,6 +1183,12 @@ def portal_router(
     ) -> Response:
         """Close with a summary; documents then archives the final Word and PDF."""
         return await write(request, incident_id, "close", {"summary": summary.strip()}, "avslutt")
+
+    @router.post("/hendelser/{incident_id}/fakta")
+    async def record_facts(request: Request, incident_id: str) -> Response:
+        """Facts learnt after the report; the duties they start are set from now."""
+        facts = facts_from_form(await request.form())
+        return await write(request, incident_id, "facts", {"facts": facts}, "fakta")
 
     @router.post("/hendelser/{incident_id}/frister/{deadline_id}")
     async def deadline_met(request: Request, incident_id: str, deadline_id: str) -> Response:

@@ -72,7 +72,7 @@ FACTS = (
 FACTS_EXAMPLE: dict[str, JsonValue] = {
     "death": False,
     "serious_injury": False,
-    "serious_psychological_injury": None,
+    "serious_psychological_injury": False,
     "injury": True,
     "sick_leave_from": "2026-03-03",
     "police_involved": True,
@@ -83,17 +83,25 @@ class Facts(BaseModel):
     """Yes / no / unknown facts of the harm; see `facts` of ReportIn."""
 
     model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [FACTS_EXAMPLE]})
-    death: bool | None = Field(default=None, description=_fact_doc("death"))
-    serious_injury: bool | None = Field(default=None, description=_fact_doc("serious_injury"))
-    serious_psychological_injury: bool | None = Field(
-        default=None, description=_fact_doc("serious_psychological_injury")
+    death: bool | None = Field(default=None, description=_fact_doc("death"), examples=[False])
+    serious_injury: bool | None = Field(
+        default=None, description=_fact_doc("serious_injury"), examples=[False]
     )
-    injury: bool | None = Field(default=None, description=_fact_doc("injury"))
-    sick_leave_from: date | None = Field(default=None, description=_fact_doc("sick_leave_from"))
-    sick_leave_full: bool | None = Field(default=None, description=_fact_doc("sick_leave_full"))
-    police_involved: bool | None = Field(default=None, description=_fact_doc("police_involved"))
+    serious_psychological_injury: bool | None = Field(
+        default=None, description=_fact_doc("serious_psychological_injury"), examples=[None]
+    )
+    injury: bool | None = Field(default=None, description=_fact_doc("injury"), examples=[True])
+    sick_leave_from: date | None = Field(
+        default=None, description=_fact_doc("sick_leave_from"), examples=["2026-03-03"]
+    )
+    sick_leave_full: bool | None = Field(
+        default=None, description=_fact_doc("sick_leave_full"), examples=[True]
+    )
+    police_involved: bool | None = Field(
+        default=None, description=_fact_doc("police_involved"), examples=[True]
+    )
     consent_safety_rep: bool | None = Field(
-        default=None, description=_fact_doc("consent_safety_rep")
+        default=None, description=_fact_doc("consent_safety_rep"), examples=[None]
     )
 
     @model_validator(mode="after")
@@ -155,7 +163,7 @@ class ReportIn(Strict):
     severity: Literal["low", "medium", "high", "critical"] = Field(
         description="How serious it is, as the reporter sees it", examples=["high"]
     )
-    facts: Facts = Field(default_factory=Facts, description=FACTS)
+    facts: Facts = Field(default_factory=Facts, description=FACTS, examples=[FACTS_EXAMPLE])
     content_version: Slug | None = Field(
         default=None,
         description="The guidance version the reporter followed (`content_version` of the "

@@ -196,14 +196,19 @@ class DeadlineReminder(BaseModel):
     kind: str = Field(description="law, or the organisation's own routine", examples=["law"])
     title: str = Field(description="The duty", examples=["Registrer personskaden"])
     legal_ref: str | None = Field(description="The law; null for a routine", examples=["aml § 5-1"])
-    due_at: str = Field(description="When it is due", examples=["2026-03-03T15:00:00.000000Z"])
-    due_label: str = Field(description="The due time in words", examples=["neste virkedag"])
+    due_at: str | None = Field(
+        description="When it is due; null where the law sets no date (snarest mulig, none)",
+        examples=["2026-03-03T15:00:00.000000Z"],
+    )
+    due_label: str = Field(description="The due time in words", examples=["straks"])
     responsible_role: str = Field(description="Who answers for it", examples=["nearest_leader"])
     person_id: str | None = Field(
         description="That person; null when nobody has the role", examples=["p-ln"]
     )
     person_name: str | None = Field(description="Their name", examples=["Lise Nord"])
-    remind_at: str = Field(description="When the reminder goes out", examples=[AT])
+    remind_at: str | None = Field(
+        description="When the reminder goes out; null when none is planned", examples=[AT]
+    )
     reminded_at: str | None = Field(description="When it went out", examples=[None])
     met_at: str | None = Field(description="When the duty was done", examples=[None])
 

@@ -625,6 +625,15 @@ def plan_duties(
     }
 
 
+def facts_so_far(summary: dict[str, Any]) -> dict[str, Any]:
+    """The report's facts with every later entry over them, in the log's order, whatever order
+    the entries reached notify in (a redelivery can overtake)."""
+    facts = dict(summary["facts"])
+    for _, entry in sorted(summary.get("facts_entries", {}).items(), key=lambda e: int(e[0])):
+        facts.update(entry)
+    return facts
+
+
 def plan_report(
     event: IncidentEventV1,
     directory: Directory,
@@ -683,11 +692,15 @@ def register(
         directory = await asyncio.to_thread(store.directory, event.org_id)
         if directory is None:
             raise bus.PermanentError(f"organisation {event.org_id} has no directory")
-        summary = {**summary, "facts": {**summary["facts"], **(event.data.get("facts") or {})}}
+        entries = {
+            **summary.get("facts_entries", {}),
+            str(event.seq): event.data.get("facts") or {},
+        }
+        summary = {**summary, "facts_entries": entries}
         plan = plan_duties(
             event.org_id,
             event.incident_id,
-            summary,
+            {**summary, "facts": facts_so_far(summary)},
             datetime.fromisoformat(event.recorded_at),
             directory,
             settings,

@@ -84,10 +84,19 @@ class Org(Strict):
     name: Name
     main_safety_rep: Id | None = None
     hr: list[Id] = Field(default_factory=list)
-    amu_meetings: list[date] = Field(default_factory=list, max_length=200)
-    """The working environment committee's meeting plan: aml § 7-2 duties fall due at the next."""
-    duty_responsible: dict[str, DutyRole] = Field(default_factory=dict)
-    """Who answers for a legal duty here, where it is not the registry's default role."""
+    amu_meetings: list[date] = Field(
+        default_factory=list,
+        max_length=200,
+        description="The working environment committee's (AMU) meeting dates: a report to AMU "
+        "(aml § 7-2) falls due at the next one",
+        examples=[["2027-01-18", "2027-04-12"]],
+    )
+    duty_responsible: dict[str, DutyRole] = Field(
+        default_factory=dict,
+        description="Who answers for a legal duty here, where it is not the registry's default "
+        "role (shared/law.yaml); the role must be in the duty's audience",
+        examples=[{"ftrl-13-14": "hr", "aml-5-2": "nearest_leader"}],
+    )
 
 
 DutyKind = Literal["law", "routine"]
@@ -104,9 +113,13 @@ class RoutineDuty(Strict):
     id: Id
     title: Name
     responsible: DutyRole = "nearest_leader"
-    kinds: list[Kind] | None = None
-    """The kinds of incident the step is for; None means every kind. A step that tells the
-    safety rep must say ["arbeidsmiljo"]: a personal crisis never reaches them by routine."""
+    kinds: list[Kind] | None = Field(
+        default=None,
+        description="The kinds of incident the step is for (arbeidsmiljo, personlig); left out, "
+        'every kind. A step that tells the safety rep must say ["arbeidsmiljo"]: a personal '
+        "crisis never reaches them by routine",
+        examples=[["arbeidsmiljo"]],
+    )
     # Upper bounds keep date arithmetic far from date.max: a routine step ten years out is a typo.
     after_days: int | None = Field(default=None, ge=1, le=3660)
     after_working_days: int | None = Field(default=None, ge=1, le=2600)

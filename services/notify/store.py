@@ -301,23 +301,19 @@ class NotifyStore(SqliteStore):
         deadlines: Sequence[tuple[NewDeadline, OutboxFact]],
         seq: int,
     ) -> bool:
-        """Record a later facts entry: the facts so far, and the alerts and duties they newly
-        start. Entries are applied once each, in order (`seq` of the incident's event), so a
-        redelivered one changes nothing. Returns False when it had been applied already."""
+        """Record a later facts entry (`summary` holds it under `facts_entries`, by its seq),
+        and the alerts and duties it newly starts. Each entry is applied once: a redelivered one
+        changes nothing. Returns False when it had been applied already."""
         with self._tx() as db:
             row = db.execute(
                 "SELECT summary FROM incidents WHERE org_id = ? AND incident_id = ?",
                 (org_id, incident_id),
             ).fetchone()
-            if row is None or json.loads(row["summary"]).get("facts_seq", 0) >= seq:
+            if row is None or str(seq) in json.loads(row["summary"]).get("facts_entries", {}):
                 return False
             db.execute(
                 "UPDATE incidents SET summary = ? WHERE org_id = ? AND incident_id = ?",
-                (
-                    json.dumps({**summary, "facts_seq": seq}, ensure_ascii=False),
-                    org_id,
-                    incident_id,
-                ),
+                (json.dumps(summary, ensure_ascii=False), org_id, incident_id),
             )
             for alert in alerts:
                 self._insert_alert(db, alert)

@@ -90,7 +90,12 @@ def incident(*, closed: bool = True) -> tuple[list[dict[str, Any]], dict[str, in
             "unit_id": "u-nord",
             "affected": ["p-ansatt"],
             "severity": "high",
-            "facts": {"injury": True, "police_contacted": False, "sykmelding_dager": 3},
+            "facts": {
+                "injury": True,
+                "police_involved": False,
+                "serious_psychological_injury": None,
+                "sykmelding_dager": 3,
+            },
         },
         minutes=5,
         actor=REPORTER,
@@ -320,8 +325,10 @@ def test_description_and_facts() -> None:
     assert f"Bruker slo ansatt i ansiktet.\n{TRICKY}" in text
     assert "Opplysninger ved melding" in text
     lines = body_lines(render(events))
-    assert "Skade: ja" in lines
-    assert "Politiet kontaktet: nei" in lines
+    # The registry's facts read as the questions the reporter answered, unknown as unknown.
+    assert "Er noen skadet, også lettere?: ja" in lines
+    assert "Er politiet varslet eller involvert?: nei" in lines
+    assert "Er noen alvorlig psykisk skadet?: vet ikke" in lines
     # A fact the form has no title for is still printed.
     assert "Sykmelding dager: 3" in lines
 
@@ -536,7 +543,7 @@ def test_deadlines_table_labels_law_and_routine() -> None:
     assert rows == [
         [
             "Registrer personskaden\nAnsvarlig: Lise Nord",
-            "Lov: aml § 5-1",
+            "Lov: arbeidsmiljøloven § 5-1 første og tredje ledd",
             "neste virkedag (26.11.2026 23:59)",
             "25.11.2026 19:35 av Lise Nord\nRegistrert i avvikssystemet",
         ],

@@ -82,7 +82,11 @@ async def test_violence_report_is_mailed_escalated_and_acknowledged(
     await mail.wait_for(lambda m: {LEADER, SAFETY_REP} <= {x["To"] for x in m})
     first = mail.to(LEADER)[0]
     text = body(first)
-    assert first["Subject"] == f"Varsel fra kriselogg: {REPORT['title']}"
+    # What kind of incident and where; what the reporter wrote is read after logging in.
+    assert first["Subject"] == (
+        "Varsel fra kriselogg: Trusselsituasjoner: Fysisk vold mot ansatte, Hjemmetjenesten nord"
+    )
+    assert REPORT["title"] not in text
     assert "Hei Lise Nord" in text and "nærmeste leder" in text
     assert "Storgata 1, Tromsø" in text and "Hjemmetjenesten nord" in text  # where
     assert f"Når: {norwegian(occurred)}" in text  # when, in Oslo time
@@ -155,6 +159,7 @@ async def test_violence_report_is_mailed_escalated_and_acknowledged(
     assert kinds == {
         "aml-5-1": "law",
         "ftrl-13-14": "law",
+        "aml-7-2": "law",
         "hovedverneombud-varslet": "routine",
         "oppfolging-en-uke": "routine",
         "oppfolging-en-maned": "routine",

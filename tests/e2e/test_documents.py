@@ -84,7 +84,7 @@ async def test_the_word_log_form_holds_every_entry_and_the_head_hash(stack: Stac
     head = events[-1]["hash"]
     assert head in text and response.headers["X-Kriselogg-Head-Hash"] == head
     assert "Lise Nord" in text and "Vera Verneombud" in text  # who was alerted
-    assert "ftrl § 13-14" in text  # the deadlines, law labelled
+    assert "folketrygdloven § 13-14" in text  # the deadlines, law labelled with its citation
 
     # Issuing it is itself in the log, with the file's SHA-256.
     digest = hashlib.sha256(response.content).hexdigest()

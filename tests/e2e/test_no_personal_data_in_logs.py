@@ -91,7 +91,7 @@ async def test_up_logs_ids_and_never_what_people_wrote(tmp_path: Path) -> None:
                     "title": typed["title"][1], "category": "vold-fysisk",
                     "place": typed["place"][1], "occurred_at": now, "unit_id": "u-nord",
                     "affected_text": typed["affected"][1], "affected_me": "true",
-                    "injury": "true", "severity": "high",
+                    "fact_injury": "true", "severity": "high",
                     "description": typed["description"][1],
                 },
                 headers=reporter,

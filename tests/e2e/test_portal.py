@@ -152,7 +152,11 @@ async def test_report_alert_measures_replay_and_download_in_chromium(
             await page.get_by_label("Hva skjedde?").fill(TITLE)
             await page.get_by_label("Type").select_option("vold-fysisk")
             await page.get_by_label("Hvor?").fill("Storgata 1, Tromsø")
-            await page.get_by_label("Noen ble skadet").check()
+            # The facts that start legal duties: yes / no / don't know, "don't know" until told.
+            injury = page.get_by_test_id("fact-injury")
+            await expect(injury.get_by_label("Vet ikke")).to_be_checked()
+            await injury.get_by_label("Ja").check()
+            await page.get_by_test_id("fact-serious_injury").get_by_label("Nei").check()
             await page.get_by_test_id("report-submit").click()
             await page.wait_for_url(re.compile(r"/hendelser/[0-9a-f-]{36}$"))
             incident_url = page.url
@@ -197,6 +201,16 @@ async def test_report_alert_measures_replay_and_download_in_chromium(
                 if n == 0:
                     assert taps <= 5, f"{taps} taps from the start page to a first measure"
             await browser.check("hendelse")
+
+            # What the employee answered is on the page; a fact learnt later (a serious
+            # injury) is recorded there too, and starts its duties then (aml § 5-2).
+            await expect(page.get_by_test_id("fact-value-injury")).to_have_text("Ja")
+            await page.locator("#fakta summary").click()
+            later = page.get_by_test_id("facts-form").get_by_test_id("fact-serious_injury")
+            await later.get_by_label("Ja").check()
+            await page.get_by_test_id("facts-submit").click()
+            await page.wait_for_url(re.compile(r"#fakta$"))
+            await expect(page.get_by_test_id("fact-value-serious_injury")).to_have_text("Ja")
 
             # Replay: the log as it stood just before the last measure.
             last = ticked[-1]["seq"]

@@ -29,7 +29,7 @@ async def test_the_leader_is_reminded_before_the_inspectorate_deadline(
     ) as stack:
         # A serious injury: the inspectorate and the police must be told within the hour.
         incident_id = (await stack.report(facts={"injury": True, "serious_injury": True}))["id"]
-        await stack.settle(incident_id, deadlines=6)
+        await stack.settle(incident_id, deadlines=8)
         await mail.wait_for(lambda m: any(x["To"] == LEADER for x in m))  # the alert itself
         state = (await stack.timeline(incident_id))["incident"]
         assert state["deadlines"]["aml-5-2"]["due_label"] == "straks"

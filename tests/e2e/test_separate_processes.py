@@ -67,8 +67,8 @@ async def test_thin_path_across_four_processes_on_postgres(
             incident_id = created.json()["id"]
             await watcher.wait_for_events(
                 lambda seen: (
-                    [e["type"] for e in seen[incident_id]].count("DeadlineSet") == 5
-                    and len(seen[incident_id]) == 8
+                    [e["type"] for e in seen[incident_id]].count("DeadlineSet") == 6
+                    and len(seen[incident_id]) == 9
                 )
             )
             timeline = (
@@ -76,7 +76,7 @@ async def test_thin_path_across_four_processes_on_postgres(
             ).json()
         kinds = [e["type"] for e in timeline["events"]]
         assert kinds[0] == "IncidentReported"
-        assert sorted(kinds[1:]) == ["DeadlineSet"] * 5 + ["RecipientAlerted"] * 2
+        assert sorted(kinds[1:]) == ["DeadlineSet"] * 6 + ["RecipientAlerted"] * 2
         alerted = [e for e in timeline["events"] if e["type"] == "RecipientAlerted"]
         assert {e["data"]["recipient"]["id"] for e in alerted} == {"p-ln", "p-vo"}
     finally:

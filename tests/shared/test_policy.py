@@ -42,11 +42,16 @@ def test_the_leader_role_is_needed_not_just_the_position() -> None:
     assert not allowed(who("ln", "reporter"), "write", VIOLENCE, TREE)
 
 
-def test_safety_reps_read_and_note_violence_in_the_units_they_cover() -> None:
+def test_safety_reps_read_and_note_work_environment_incidents_in_the_units_they_cover() -> None:
+    """aml § 6-2: the safety rep follows work accidents and the work environment, not the
+    employee's personal crises."""
     rep = who("vo", "safety_rep")
     assert allowed(rep, "read", VIOLENCE, TREE) and allowed(rep, "note", VIOLENCE, TREE)
     assert not allowed(rep, "write", VIOLENCE, TREE)
-    assert not allowed(rep, "read", CONFLICT, TREE)  # not violence or threats
+    assert allowed(rep, "read", CONFLICT, TREE)  # a conflict at work: the work environment
+    for personal in ("sykdom-utenfor-arbeid", "samlivsbrudd", "dodsfall-naere-relasjoner"):
+        facts = IncidentFacts(unit_id="nord", category=personal, reported_by="ansatt")
+        assert not allowed(rep, "read", facts, TREE), personal
     # The unit above has its own rep, who does not cover a unit with a rep of its own ...
     assert not allowed(who("vo-h", "safety_rep"), "read", VIOLENCE, TREE)
     # ... but does cover the sibling without one.
