@@ -1,9 +1,13 @@
 """The guidance catalogue: its shape, its cross-references and its search. Pure, no I/O.
 
 The catalogue is data (YAML files under `catalogue/`), validated here on load: the menu of themes
-and resources, registries of roles and legal references, one file per sub-theme (phases with
-measures in priority order, numbered aids) and one per resource article. `load` gets the files'
-text keyed by their path, so that every problem it finds can name the file and the line.
+and resources, the registry of roles, one file per sub-theme (phases with measures in priority
+order, numbered aids) and one per resource article. `load` gets the files' text keyed by their
+path, so that every problem it finds can name the file and the line.
+
+The law is not the catalogue's: measures, aids and articles cite provisions of the shared legal
+registry (shared/law.yaml) by id, and a provision that says which phase its measures belong in
+(the notice of aml § 5-2 is acute) holds every measure citing it to that phase.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ from pydantic import (
 )
 
 from shared.canonical import canonical_json, sha256_hex
+from shared.law import Kind, Provision
+from shared.law import Registry as LawRegistry
+from shared.law import registry as law_registry
 
 Id = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length=80)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=2000)]
@@ -42,6 +49,11 @@ PHASES: dict[str, str] = {
     "akutt": "Akuttfase",
     "oppfolging": "Oppfølgingsfase",
 }
+IN_PHASE = {
+    "forebyggende": "den forebyggende fasen",
+    "akutt": "akuttfasen",
+    "oppfolging": "oppfølgingsfasen",
+}
 MIN_ACUTE_MEASURES = 5
 # Words that betray unfinished text; the catalogue is read by people in a crisis.
 PLACEHOLDER = re.compile(
@@ -49,7 +61,6 @@ PLACEHOLDER = re.compile(
 )
 LINE = "__line__"  # set by the loader on every mapping, dropped before hashing
 M = TypeVar("M", bound=BaseModel)
-R = TypeVar("R", "Role", "Law")
 
 
 class Strict(BaseModel):
@@ -63,13 +74,6 @@ class Role(Strict):
     title: Title
     kind: Literal["intern", "ekstern"]
     contact: Text | None = None  # e.g. an emergency number, for external actors
-
-
-class Law(Strict):
-    id: Id
-    title: Title  # "Arbeidsmiljøloven § 5-2"
-    summary: Text  # what the provision requires, in our own words
-    url: Url
 
 
 class Link(Strict):
@@ -119,6 +123,7 @@ class Phases(Strict):
 class Subtheme(Strict):
     id: Id
     title: Title
+    kind: Kind  # arbeidsmiljo (the safety rep is told, aml § 6-2) or personlig (leader and HR)
     summary: Text
     keywords: list[Title] = []  # words people use for this situation, for search
     phases: Phases
@@ -159,8 +164,10 @@ class Menu(Strict):
 
 
 class Registry(Strict):
+    """The catalogue's registry.yaml: who can be responsible or give support. (The law is in
+    shared/law.yaml.)"""
+
     roles: list[Role]
-    laws: list[Law]
 
 
 @dataclass(frozen=True)
@@ -192,7 +199,8 @@ class Catalogue:
     themes: tuple[Theme, ...]
     resources: tuple[tuple[ResourceGroup, tuple[Article, ...]], ...]
     roles: Mapping[str, Role]
-    laws: Mapping[str, Law]
+    laws: Mapping[str, Provision]
+    """The shared registry's provisions the catalogue cites, in the registry's order."""
 
     @cached_property
     def version(self) -> str:
@@ -207,7 +215,12 @@ class Catalogue:
                 for g, arts in self.resources
             ],
             "roles": [r.model_dump() for r in self.roles.values()],
-            "laws": [law.model_dump() for law in self.laws.values()],
+            # The law as shown beside the measures is part of the guidance followed; a lawyer
+            # signing an entry off changes nothing a leader was shown.
+            "laws": [
+                law.model_dump(mode="json", exclude={"reviewed_by", "reviewed_at"})
+                for law in self.laws.values()
+            ],
         }
         return sha256_hex(canonical_json(body))[:16]
 
@@ -235,7 +248,13 @@ class Catalogue:
 
     def law_ref(self, law_id: str) -> dict[str, Any]:
         law = self.laws[law_id]
-        return {"id": law.id, "title": law.title, "summary": law.summary, "url": law.url}
+        return {
+            "id": law.id,
+            "title": law.short,  # "aml § 5-2", as shown beside a measure
+            "citation": law.citation,
+            "summary": law.summary,
+            "url": law.url,
+        }
 
     def article_ref(self, article_id: str) -> dict[str, str]:
         return {"id": article_id, "title": self.articles[article_id][1].title}
@@ -375,11 +394,13 @@ def _strings(model: BaseModel) -> Iterator[str]:
                     yield from _strings(item)
 
 
-def load(files: Mapping[str, str]) -> Catalogue:
+def load(files: Mapping[str, str], law: LawRegistry | None = None) -> Catalogue:
     """Validate the catalogue files (path → text) and resolve every reference.
 
+    Law ids are resolved in `law`, the shared legal registry unless another is given.
     Raises CatalogueError with every problem found, each naming its file and line.
     """
+    provisions = {p.id: p for p in (law if law is not None else law_registry()).provisions}
     problems: list[Problem] = []
     menu_raw = _parse("menu.yaml", files.get("menu.yaml", ""), problems)
     registry_raw = _parse("registry.yaml", files.get("registry.yaml", ""), problems)
@@ -416,13 +437,12 @@ def load(files: Mapping[str, str]) -> Catalogue:
     if menu is None or registry is None:
         raise CatalogueError(problems)
     roles = _unique("registry.yaml", registry.roles, problems)
-    laws = _unique("registry.yaml", registry.laws, problems)
     for path, sub in subthemes.values():
-        _check_subtheme(path, sub, roles, laws, articles, problems)
+        _check_subtheme(path, sub, roles, provisions, articles, problems)
     for path, art in articles.values():
         for ref in art.law:
-            if ref not in laws:
-                problems.append(Problem(path, art.line, f"ukjent lovhenvisning {ref}"))
+            if ref not in provisions:
+                problems.append(Problem(path, art.line, _unknown_law(ref), ref))
 
     themes: list[Theme] = []
     seen_theme: set[str] = set()
@@ -481,7 +501,22 @@ def load(files: Mapping[str, str]) -> Catalogue:
 
     if problems:
         raise CatalogueError([_pinpoint(p, files) for p in problems])
+    cited = {ref for _, sub in subthemes.values() for ref in _cited(sub)}
+    cited |= {ref for _, art in articles.values() for ref in art.law}
+    laws = {pid: p for pid, p in provisions.items() if pid in cited}
     return Catalogue(tuple(themes), tuple(groups), roles, laws)
+
+
+def _cited(sub: Subtheme) -> Iterator[str]:
+    for _, measures in sub.phases.items():
+        for m in measures:
+            yield from m.law
+    for a in sub.aids:
+        yield from a.law
+
+
+def _unknown_law(ref: str) -> str:
+    return f"ukjent lovhenvisning {ref} (finnes ikke i shared/law.yaml)"
 
 
 def _pinpoint(problem: Problem, files: Mapping[str, str]) -> Problem:
@@ -496,8 +531,8 @@ def _pinpoint(problem: Problem, files: Mapping[str, str]) -> Problem:
     return problem
 
 
-def _unique(path: str, items: list[R], problems: list[Problem]) -> dict[str, R]:
-    found: dict[str, R] = {}
+def _unique(path: str, items: list[Role], problems: list[Problem]) -> dict[str, Role]:
+    found: dict[str, Role] = {}
     for item in items:
         if item.id in found:
             problems.append(Problem(path, item.line, f"id {item.id} står to ganger"))
@@ -509,7 +544,7 @@ def _check_subtheme(
     path: str,
     sub: Subtheme,
     roles: Mapping[str, Role],
-    laws: Mapping[str, Law],
+    laws: Mapping[str, Provision],
     articles: Mapping[str, Any],
     problems: list[Problem],
 ) -> None:
@@ -520,10 +555,21 @@ def _check_subtheme(
     if numbers != list(range(1, len(numbers) + 1)):
         bad(sub.line, f"hjelpemidlene skal være nummerert 1, 2, 3 … i rekkefølge, ikke {numbers}")
 
-    def refs(line: int, owner: str, law: list[str], resources: list[str]) -> None:
+    def refs(
+        line: int, owner: str, law: list[str], resources: list[str], phase: str | None = None
+    ) -> None:
         for ref in law:
-            if ref not in laws:
-                bad(line, f"{owner}: ukjent lovhenvisning {ref}", ref)
+            provision = laws.get(ref)
+            if provision is None:
+                bad(line, f"{owner}: {_unknown_law(ref)}", ref)
+            elif phase is not None and provision.phase not in (None, phase):
+                # e.g. aml § 5-2: the notice is due straks, so it cannot wait for the follow-up.
+                bad(
+                    line,
+                    f"{owner} står i {IN_PHASE[phase]}, men {ref} ({provision.short}) hører"
+                    f" til {IN_PHASE[provision.phase]} (phase i shared/law.yaml)",
+                    ref,
+                )
         for ref in resources:
             if ref not in articles:
                 bad(line, f"{owner}: ukjent ressurs {ref}", ref)
@@ -554,7 +600,7 @@ def _check_subtheme(
             for n in m.aids:
                 if n not in numbers:
                     bad(m.line, f"{owner} ({PHASES[phase]}): hjelpemiddel {n} finnes ikke")
-            refs(m.line, owner, m.law, m.resources)
+            refs(m.line, owner, m.law, m.resources, phase)
     for a in sub.aids:
         owner = f"hjelpemiddel {a.number}"
         role(a.line, owner, a.responsible, "intern")

@@ -35,9 +35,15 @@ async def test_a_subtheme_lists_phases_and_measures_in_priority_order(
     assert {"id": "politi", "title": "Politiet", "contact": "Nødnummer 112, ellers 02800"} in (
         first["support"]["external"]
     )
-    follow_up = {m["id"]: m for m in body["phases"][2]["measures"]}
-    law = follow_up["melding-arbeidstilsynet"]["law"][0]
-    assert law["title"] == "Arbeidsmiljøloven § 5-2" and law["url"].startswith("https://lovdata")
+    # aml § 5-2 (1): death or serious injury is notified straks, so the notice is acute.
+    notice = {m["id"]: m for m in acute}["varsle-arbeidstilsynet-politiet"]
+    assert notice["responsible"]["id"] == "naermeste-leder"
+    law = notice["law"][0]
+    assert law["id"] == "aml-5-2" and law["title"] == "aml § 5-2"
+    assert law["citation"] == "arbeidsmiljøloven § 5-2 første ledd første punktum"
+    assert law["url"].startswith("https://lovdata.no/") and "Arbeidstilsynet" in law["summary"]
+    follow_up = body["phases"][2]["measures"]
+    assert all(x["id"] != "aml-5-2" for m in follow_up for x in m["law"])
     assert [a["number"] for a in body["aids"]] == list(range(1, len(body["aids"]) + 1))
     assert body["local"] == []
 
