@@ -161,6 +161,7 @@ def test_due_at_is_utc_and_16_oslo_across_the_dst_change() -> None:
     winter = found["hovedverneombud-varslet"].due_at  # Friday 27 March
     summer = found["oppfolging-en-uke"].due_at  # Tuesday 7 April
     for due in (winter, summer):
+        assert due is not None  # routine steps always have a date
         assert due.tzinfo is not None and due.utcoffset() == timedelta(0)
         assert due.astimezone(OSLO).hour == 16
     assert winter == utc(2026, 3, 27, 15)
