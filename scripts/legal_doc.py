@@ -201,14 +201,21 @@ def _duty(p: Provision, law: Registry) -> list[str]:
         f"- **Ansvarlig:** {ROLES[p.duty.responsible]} (virksomheten kan velge en annen rolle)",
         f"- **Får vite om plikten:** {', '.join(ROLES[r] for r in p.duty.audience)}",
     ]
-    if p.how:
-        lines.append(f"- **Slik gjør du det:** {_cell(p.how)}")
-    if p.info:
-        lines.append(f"- **Til informasjon:** {_cell(p.info)}")
-    if p.phase:
-        lines.append(f"- **Fase i veiledningen:** {PHASES[p.phase].lower()}")
+    lines += _notes(p)
     lines += [f"- **Vurdert av jurist:** {_reviewed(p)}", ""]
     return lines
+
+
+def _notes(p: Provision) -> list[str]:
+    """How to do it, what else to know, where in the guidance: for duties and the rest alike."""
+    notes = []
+    if p.how:
+        notes.append(f"- **Slik gjør du det:** {_cell(p.how)}")
+    if p.info:
+        notes.append(f"- **Til informasjon:** {_cell(p.info)}")
+    if p.phase:
+        notes.append(f"- **Fase i veiledningen:** {PHASES[p.phase].lower()}")
+    return notes
 
 
 def _other(p: Provision) -> list[str]:
@@ -218,12 +225,7 @@ def _other(p: Provision) -> list[str]:
         f"- **Hjemmel:** {_link(p)}",
         f"- **Sammendrag:** {_cell(p.summary)}",
     ]
-    if p.how:
-        lines.append(f"- **Slik gjør du det:** {_cell(p.how)}")
-    if p.info:
-        lines.append(f"- **Til informasjon:** {_cell(p.info)}")
-    if p.phase:
-        lines.append(f"- **Fase i veiledningen:** {PHASES[p.phase].lower()}")
+    lines += _notes(p)
     return [*lines, f"- **Vurdert av jurist:** {_reviewed(p)}", ""]
 
 
