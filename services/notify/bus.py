@@ -483,14 +483,14 @@ def _summary(event: IncidentEventV1, directory: Directory) -> dict[str, Any]:
     """What notify keeps of a report: what the alert texts say, and what later facts need.
 
     The texts use the category, the unit, the place and the times only: never the title or
-    description a reporter typed, nor the facts, which can hold health details.
+    description a reporter typed, nor the facts, which can hold health details. The title and
+    description are not even kept here: notify has no use for them.
     """
     data = event.data
     category = str(data.get("category", ""))
     known = categories().get(category)
     units = {u.id: u.name for u in directory.units}
     return {
-        "title": data.get("title", ""),
         "category": category,
         "category_title": known.title if known else category,
         "kind": category_kind(category),

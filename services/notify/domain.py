@@ -1,4 +1,5 @@
-"""The organisation directory and recipient resolution. Pure: no I/O, time passed in."""
+"""The organisation directory, recipient resolution and duties. Pure: time passed in, no I/O
+beyond the legal registry, which shared.law reads once from the package."""
 
 from __future__ import annotations
 
