@@ -546,6 +546,14 @@ def plan_duties(
         and all(r.person.id != rep.person.id for r, _ in first)
     ):
         first.append((rep, None))
+    # HR where the organisation asks for it (e.g. of personal crises), never escalated.
+    hr = resolution.hr[0] if resolution.hr else None
+    if (
+        hr is not None
+        and kind in directory.org.alert_hr_for
+        and all(r.person.id != hr.person.id for r, _ in first)
+    ):
+        first.append((hr, None))
     alerts = [
         NewAlert(
             id=alert_id(incident_id, r.role, r.person.id),

@@ -85,6 +85,12 @@ class Org(Strict):
     name: Name
     main_safety_rep: Id | None = None
     hr: list[Id] = Field(default_factory=list)
+    alert_hr_for: list[Kind] = Field(
+        default_factory=list,
+        description="The kinds of incident (arbeidsmiljo, personlig) of which the first HR "
+        "contact is alerted at once, beside the nearest leader; none unless listed",
+        examples=[["personlig"]],
+    )
     amu_meetings: list[date] = Field(
         default_factory=list,
         max_length=200,
