@@ -7,7 +7,7 @@ escalation e-mail comes during the run. It posts reports one at a time as the de
 times each from just before the HTTP POST is sent to (a) the HTTP 201, (b) the sink receiving the
 whole DATA of the nearest leader's e-mail (lise.nord@demo.example) and (c) of the safety
 representative's (vera.verneombud@demo.example). E-mails are matched to incidents by the link
-`.../incidents/<id>` in their body, to recipients by `To`. It also notes when the leader's
+`.../hendelser/<id>` in their body, to recipients by `To`. It also notes when the leader's
 `RecipientAlerted` fact is seen on NATS (notify publishes it after the e-mail was handed over).
 
 Beside it, in the same run: raw nats-py JetStream publish with ack -> durable pull consumer
@@ -66,7 +66,7 @@ from shared.infra import EmbeddedNats, free_port
 
 LEADER = "lise.nord@demo.example"
 SAFETY_REP = "vera.verneombud@demo.example"
-INCIDENT_LINK = re.compile(r"/incidents/([A-Za-z0-9_-]+)")
+INCIDENT_LINK = re.compile(r"/hendelser/([A-Za-z0-9_-]+)")
 BENCH_STREAM = "BENCHN"
 MAIL_TIMEOUT_SECONDS = 15.0
 ESCALATION_SECONDS = 3600

@@ -231,6 +231,11 @@ def up(
     from services.gateway import Gateway
 
     settings = _settings("up", data_dir=data.resolve())
+    if "public_url" not in settings.model_fields_set:
+        # Links in the messages must reach this origin: its port, unless PUBLIC_URL says where
+        # people reach it (a proxy, a real host name).
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        settings = settings.model_copy(update={"public_url": f"http://{shown}:{port}"})
     # The one command that makes the data directory and the instance key.
     if settings.data_dir.exists() and not settings.data_dir.is_dir():
         _fail("up", f"--data {settings.data_dir} is a file, not a directory")

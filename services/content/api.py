@@ -7,12 +7,13 @@ request only adds the caller's organisation's local additions.
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -427,11 +428,12 @@ def auth_router(
         summary="Start the login at the organisation's identity provider (a redirect)",
         response_description="To the identity provider",
     )
-    async def login() -> Response:
+    async def login(neste: Annotated[str | None, Query(max_length=500)] = None) -> Response:
         url, state = await client().login_url()
         signed = jwt.encode(
             {
                 "aud": LOGIN_AUDIENCE,
+                "neste": safe_return(neste),
                 # The system clock, not the service's: this ten-minute round trip ends in the
                 # identity provider's id_token, whose times authlib checks on the system clock.
                 "exp": int(time.time()) + 600,
@@ -491,7 +493,7 @@ def auth_router(
         response: Response
         if "text/html" in request.headers.get("accept", ""):
             # A browser coming back from the provider goes on to the portal, logged in.
-            response = RedirectResponse("/", status_code=303)
+            response = RedirectResponse(safe_return(claims.get("neste")), status_code=303)
         else:
             response = JSONResponse(
                 {
@@ -589,6 +591,7 @@ REPORT_CATEGORIES = (
 )
 EVENT_TITLES = {
     "IncidentReported": "Hendelsen meldt",
+    "FactsRecorded": "Opplysninger lagt til",
     "MeasureLogged": "Tiltak logget",
     "NoteAdded": "Notat",
     "EntryCorrected": "Rettelse",
@@ -616,8 +619,36 @@ MEDIA = {
 }
 
 
+PLAIN_REFUSALS: dict[int, tuple[str, str]] = {
+    403: (
+        "Ingen tilgang",
+        "Du er logget inn, men rollen din gir ikke tilgang til dette. Gjelder det en hendelse du "
+        "er varslet om, kontakt lederen som har ansvaret, eller administratoren.",
+    ),
+    404: (
+        "Finnes ikke",
+        "Siden eller hendelsen finnes ikke, eller den hører til en annen virksomhet enn den du "
+        "er logget inn for.",
+    ),
+}
+
+
 class LoginRequired(Exception):
     """No valid login: the page answers with a redirect to /logg-inn."""
+
+
+# The portal's own pages a login may return to. Anything else (another host, `//evil`,
+# `/\\evil`, a scheme, the API) goes to the start page instead: no open redirect.
+_RETURN_PATH = re.compile(r"^(/[A-Za-z0-9._~%-]+)+/?(\?[A-Za-z0-9._~%&=+-]*)?$")
+
+
+def safe_return(path: str | None) -> str:
+    """`path` if it is one of the portal's own pages, else "/"."""
+    if not path or len(path) > 500 or not _RETURN_PATH.match(path):
+        return "/"
+    if path.startswith(("//", "/api/", "/logg-inn", "/logg-ut")) or "/.." in path:
+        return "/"
+    return path
 
 
 class ApiFailure(Exception):
@@ -672,6 +703,7 @@ def build_environment(zone: ZoneInfo) -> Environment:
         LAW_FACTS=law_registry().facts,
         LAW=law_registry().provision,
         FACT_ANSWER=_fact_answer,
+        FACT_QUESTIONS={f.id: f.question for f in law_registry().facts},
     )
     return env
 
@@ -841,19 +873,29 @@ def portal_router(
 
     def error_page(request: Request, exc: ApiFailure, me: Principal | None = None) -> HTMLResponse:
         status = exc.status if exc.status in (403, 404, 409, 422, 503) else 502
-        return render(request, "error.html", status=status, me=me, problem=exc)
+        # A refusal or a missing page reads in Norwegian, whatever the API said in English.
+        plain = PLAIN_REFUSALS.get(status)
+        problem = {"title": plain[0], "detail": plain[1]} if plain else exc
+        return render(request, "error.html", status=status, me=me, problem=problem)
 
     def fragment(request: Request) -> bool:
         return request.headers.get("hx-request") == "true"
 
-    def to_login() -> RedirectResponse:
-        response = RedirectResponse("/logg-inn", status_code=303)
+    def to_login(back: str | None = None) -> RedirectResponse:
+        target = "/logg-inn"
+        if back and safe_return(back) != "/":
+            target += "?" + urlencode({"neste": back})
+        response = RedirectResponse(target, status_code=303)
         response.delete_cookie(TOKEN_COOKIE, path="/")
         return response
 
-    # Every page: no valid login → the login page; an API refusal → a page that explains it.
-    async def on_login_required(_: Request, __: Exception) -> Response:
-        return to_login()
+    # Every page: no valid login → the login page, then straight back to the page asked for
+    # (a link in an alert); an API refusal → a page that explains it.
+    async def on_login_required(request: Request, __: Exception) -> Response:
+        back = None
+        if request.method == "GET":
+            back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return to_login(back)
 
     async def on_api_failure(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiFailure)
@@ -865,22 +907,34 @@ def portal_router(
     # ---------------------------------------------------------------- login
 
     @router.get("/logg-inn", response_class=HTMLResponse)
-    async def login_page(request: Request) -> HTMLResponse:
+    async def login_page(
+        request: Request, neste: Annotated[str | None, Query(max_length=500)] = None
+    ) -> HTMLResponse:
         # The demo people are this service's own state (set by `kriselogg up`), so the list is
         # read here rather than through the rate-limited GET /api/v1/auth/dev.
         people: list[dict[str, Any]] = list(getattr(app.state, "dev_people", None) or [])
         warning = "Utviklingsinnlogging: bare for demoen, aldri i drift." if people else ""
-        return render(request, "login.html", oidc=oidc_configured, people=people, warning=warning)
+        back = safe_return(neste)
+        return render(
+            request,
+            "login.html",
+            oidc=oidc_configured,
+            people=people,
+            warning=warning,
+            neste=back if back != "/" else "",
+        )
 
     @router.post("/logg-inn/utvikler")
     async def dev_login(
-        request: Request, person_id: Annotated[str, Form(max_length=64)]
+        request: Request,
+        person_id: Annotated[str, Form(max_length=64)],
+        neste: Annotated[str, Form(max_length=500)] = "",
     ) -> Response:
         response = await _client(app).post("/api/v1/auth/dev", json={"person_id": person_id})
         if response.status_code != 200:
             return error_page(request, _problem(response))
         token = response.json()["token"]
-        done = RedirectResponse("/", status_code=303)
+        done = RedirectResponse(safe_return(neste), status_code=303)
         done.set_cookie(
             TOKEN_COOKIE, token, max_age=12 * 3600, httponly=True, secure=secure_cookies,
             samesite="lax", path="/",
@@ -1088,7 +1142,7 @@ def portal_router(
                 api.optional(f"/api/v1/incidents/{incident_id}/verify"),
             )
         except LoginRequired:
-            return to_login()
+            return to_login(request.url.path)
         except ApiFailure as exc:
             return error_page(request, exc, me=None)
         return render(
@@ -1254,7 +1308,7 @@ def portal_router(
             me, api = who(request)
             response = await api.call("GET", f"/api/v1/documents/incidents/{incident_id}/log.{fmt}")
         except LoginRequired:
-            return to_login()
+            return to_login(request.url.path)
         if response.status_code != 200:
             return error_page(request, _problem(response), me)
         headers = {

@@ -384,6 +384,9 @@ def build_router(
         return HTMLResponse(
             "<!doctype html><html lang='nb'><head><meta charset='utf-8'>"
             "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            # The portal's icon and style: the link is opened on the one origin (PUBLIC_URL).
+            "<link rel='icon' href='/static/favicon.svg' type='image/svg+xml'>"
+            "<link rel='stylesheet' href='/static/style.css'>"
             f"<title>{escape(title)}</title></head><body><main>"
             f"<h1>{escape(title)}</h1>{body}</main></body></html>"
         )

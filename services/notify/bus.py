@@ -150,7 +150,8 @@ class Channels:
         return f"{self.settings.public_url}/api/v1/alerts/{alert}/ack?expires={expires}&sig={sig}"
 
     def incident_link(self, incident_id: str) -> str:
-        return f"{self.settings.public_url}/incidents/{incident_id}"
+        """The incident's page in the portal (a login first, then straight back to it)."""
+        return f"{self.settings.public_url}/hendelser/{incident_id}"
 
     @staticmethod
     def what(summary: dict[str, Any]) -> str:

@@ -88,7 +88,9 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGINT, timeout: float
         raise
 
 
-def start_up(tmp_path: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
+def start_up(
+    tmp_path: Path, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str, Path]:
     """`kriselogg up` with the demo on a free port, as a user starts it: (process, URL, log)."""
     from shared.infra import free_port
 
@@ -96,7 +98,7 @@ def start_up(tmp_path: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
     log = tmp_path / "up.log"
     proc = start(
         ["up", "--data", str(tmp_path / "data"), "--port", str(port)],
-        {"KRISELOGG_NATS_URL": ""},
+        {"KRISELOGG_NATS_URL": "", **(env or {})},
         log,
     )
     return proc, f"http://127.0.0.1:{port}", log

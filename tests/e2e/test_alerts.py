@@ -91,7 +91,7 @@ async def test_violence_report_is_mailed_escalated_and_acknowledged(
     assert "Storgata 1, Tromsø" in text and "Hjemmetjenesten nord" in text  # where
     assert f"Når: {norwegian(occurred)}" in text  # when, in Oslo time
     assert "Meldt av: Ali Ansatt" in text  # who reported
-    assert f"http://kriselogg/incidents/{incident_id}" in text
+    assert f"http://kriselogg/hendelser/{incident_id}" in text  # the portal page
     assert "neste leder" in text  # she is told what happens without an answer
     assert "neste leder" not in body(mail.to(SAFETY_REP)[0])  # the safety rep is not escalated
 

@@ -137,7 +137,7 @@ async def test_report_alert_measures_replay_and_download_in_chromium(
 
             # Not logged in: every page leads to the login page, with the demo login marked.
             await page.goto(f"{base}/hendelser")
-            await page.wait_for_url(f"{base}/logg-inn")
+            await page.wait_for_url(f"{base}/logg-inn?neste=%2Fhendelser")  # and back after
             await expect(page.get_by_test_id("dev-login")).to_contain_text(
                 "Utviklingsinnlogging – bare demo"
             )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tests.support import Stack
+from urllib.parse import quote
+
+from tests.support import REPORT, Stack
 
 
 async def test_a_leader_closes_an_incident_from_the_portal(stack: Stack) -> None:
@@ -66,7 +68,9 @@ async def test_a_leader_moves_an_incident_to_follow_up_from_the_portal(stack: St
 async def test_pages_send_a_stranger_to_the_login_and_explain_a_refusal(stack: Stack) -> None:
     for path in ("/hendelser", "/meld", "/veiledning/vold-fysisk"):
         response = await stack.client.get(path)
-        assert response.status_code == 303 and response.headers["location"] == "/logg-inn", path
+        # To the login, which then leads straight back to the page asked for.
+        back = "/logg-inn?neste=" + quote(path, safe="")
+        assert response.status_code == 303 and response.headers["location"] == back, path
     forged = {"Cookie": "kriselogg_token=not-a-token"}
     assert (await stack.client.get("/hendelser", headers=forged)).status_code == 303
 
@@ -75,3 +79,45 @@ async def test_pages_send_a_stranger_to_the_login_and_explain_a_refusal(stack: S
     page = await stack.client.get(f"/hendelser/{incident_id}", headers=colleague)
     assert page.status_code == 404  # another organisation: not found, like a missing one
     assert "Slått" not in page.text and "text/html" in page.headers["content-type"]
+    assert "Finnes ikke" in page.text and "not found" not in page.text.lower()
+    # A reporter following a link to someone else's incident: a Norwegian refusal, not JSON.
+    other = await stack.client.post(
+        "/api/v1/incidents",
+        json={**REPORT, "affected": []},
+        headers=stack.auth("leader"),
+    )
+    refused = await stack.client.get(
+        f"/hendelser/{other.json()['id']}",
+        headers={"Cookie": f"kriselogg_token={stack.tokens['reporter']}"},
+    )
+    assert refused.status_code == 403 and "Ingen tilgang" in refused.text
+
+
+async def test_the_login_returns_to_the_page_asked_for_and_never_elsewhere(stack: Stack) -> None:
+    """A leader tapping the link in an alert at night logs in and lands on that incident; a
+    crafted link cannot send anyone elsewhere after the login (no open redirect)."""
+    stack.apps["content"].state.dev_people = [
+        {
+            "person_id": "p-ln",
+            "name": "Lise Nord",
+            "roles": ["leader"],
+            "what": "",
+            "org_id": "demo",
+        }
+    ]
+    incident_id = (await stack.report())["id"]
+    asked = await stack.client.get(f"/hendelser/{incident_id}")
+    login = asked.headers["location"]
+    page = await stack.client.get(login)
+    assert page.status_code == 200, login
+    assert f'value="/hendelser/{incident_id}"' in page.text, (login, page.text[-1500:])
+    done = await stack.client.post(
+        "/logg-inn/utvikler", data={"person_id": "p-ln", "neste": f"/hendelser/{incident_id}"}
+    )
+    assert done.status_code == 303 and done.headers["location"] == f"/hendelser/{incident_id}"
+    for evil in ("https://evil.example/", "//evil.example", "/\\evil.example", "/api/v1/incidents",
+                 "/hendelser/../../logg-ut", "javascript:alert(1)"):  # fmt: skip
+        sent = await stack.client.post(
+            "/logg-inn/utvikler", data={"person_id": "p-ln", "neste": evil}
+        )
+        assert sent.headers["location"] == "/", evil

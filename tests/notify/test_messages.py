@@ -59,7 +59,7 @@ def test_an_alert_says_what_where_when_who_and_how_to_answer(tmp_path: Path) -> 
     assert "Hvor: Rådhuset (Servicetorget)" in text
     assert "Når: onsdag 1. juli 2026 kl. 10.30" in text  # summer time in Oslo
     assert "Meldt av: Ali Ansatt" in text
-    assert "https://krise.example/incidents/i-1" in text
+    assert "https://krise.example/hendelser/i-1" in text  # the portal page, not the API
     assert "innen 15 minutter, varsles neste leder" in text
     link = next(w for w in text.split() if "/ack?" in w)
     query = dict(p.split("=", 1) for p in link.split("?", 1)[1].split("&"))
