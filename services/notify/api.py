@@ -8,8 +8,10 @@ acknowledged would stop the escalation before any person had read the alert.
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from html import escape
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, Query
 from fastapi.responses import HTMLResponse
@@ -369,26 +371,45 @@ def build_router(
             )
         return await acknowledge(who.org_id, alert_id)
 
-    def signed(alert_id: str, expires: int, sig: str) -> dict[str, Any]:
+    def signed(alert_id: str, expires: int, sig: str) -> dict[str, Any] | HTMLResponse:
+        """The alert a link is for, or the Norwegian page that says why the link does not work
+        (the person tapped it on a phone: no JSON)."""
         alert = store.alert_by_id(alert_id)
-        if alert is None or not check_ack(ack_key, alert_id, expires, sig, store.clock.time()):
-            raise Problem(
-                404,
-                "Link not valid",
-                "This acknowledgement link is unknown or has expired. Open kriselogg and "
-                "acknowledge the alert there.",
+        # Signed by us at all (any expiry), then still valid now: two different answers.
+        if alert is None or not check_ack(ack_key, alert_id, expires, sig, 0):
+            return page(
+                "Lenken virker ikke",
+                "<p>Lenken er ufullstendig eller endret. Åpne hendelsen i kriselogg og bekreft "
+                "varselet der, eller ring lederen din.</p>",
+                status=404,
+            )
+        if not check_ack(ack_key, alert_id, expires, sig, store.clock.time()):
+            return page(
+                "Lenken er utløpt",
+                "<p>Bekreftelseslenker gjelder bare en stund. Logg inn i kriselogg og bekreft "
+                "varselet på hendelsen.</p>",
+                status=410,
             )
         return alert
 
-    def page(title: str, body: str) -> HTMLResponse:
+    def done(alert: dict[str, Any]) -> HTMLResponse:
+        at = datetime.fromisoformat(str(alert["acknowledged_at"])).astimezone(ZoneInfo(timezone))
+        when = f"{at:%d.%m.%Y} kl. {at:%H.%M}"
+        return page(
+            "Varselet er bekreftet",
+            f"<p>Varselet ble bekreftet {escape(when)}. Det står i hendelsesloggen.</p>",
+        )
+
+    def page(title: str, body: str, status: int = 200) -> HTMLResponse:
         return HTMLResponse(
-            "<!doctype html><html lang='nb'><head><meta charset='utf-8'>"
+            status_code=status,
+            content="<!doctype html><html lang='nb'><head><meta charset='utf-8'>"
             "<meta name='viewport' content='width=device-width, initial-scale=1'>"
             # The portal's icon and style: the link is opened on the one origin (PUBLIC_URL).
             "<link rel='icon' href='/static/favicon.svg' type='image/svg+xml'>"
             "<link rel='stylesheet' href='/static/style.css'>"
             f"<title>{escape(title)}</title></head><body><main>"
-            f"<h1>{escape(title)}</h1>{body}</main></body></html>"
+            f"<h1>{escape(title)}</h1>{body}</main></body></html>",
         )
 
     # The links work without a token: limit how fast anyone can try signatures on them.
@@ -404,8 +425,10 @@ def build_router(
         alert_id: str, expires: Annotated[int, Query()], sig: Annotated[str, Query()]
     ) -> HTMLResponse:
         alert = signed(alert_id, expires, sig)
+        if isinstance(alert, HTMLResponse):
+            return alert
         if alert["acknowledged_at"]:
-            return page("Varselet er bekreftet", "<p>Takk. Varselet var allerede bekreftet.</p>")
+            return done(alert)
         return page(
             "Bekreft varselet",
             f"<p>Hei {escape(alert['person_name'])}. Trykk på knappen for å bekrefte at du har "
@@ -426,7 +449,10 @@ def build_router(
         alert_id: str, expires: Annotated[int, Form()], sig: Annotated[str, Form()]
     ) -> HTMLResponse:
         alert = await asyncio.to_thread(signed, alert_id, expires, sig)
-        await acknowledge(alert["org_id"], alert_id)
-        return page("Varselet er bekreftet", "<p>Takk. Det står nå i hendelsesloggen.</p>")
+        if isinstance(alert, HTMLResponse):
+            return alert
+        # A second tap (or a replayed form) changes nothing: the first acknowledgement stands.
+        updated = await acknowledge(alert["org_id"], alert_id)
+        return done(updated)
 
     return router

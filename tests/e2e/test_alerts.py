@@ -120,6 +120,14 @@ async def test_violence_report_is_mailed_escalated_and_acknowledged(
     # ... and the button acknowledges.
     done = await stack.client.post(f"{path}-link", data=params)
     assert done.status_code == 200 and "bekreftet" in done.text
+    # Tapped again (or the form replayed): the same answer, the first acknowledgement stands.
+    again = await stack.client.post(f"{path}-link", data=params)
+    assert again.status_code == 200 and again.text == done.text
+    # An altered link is refused with a page a tired person understands, in Norwegian.
+    altered = await stack.client.get(link.replace(params["sig"], params["sig"][::-1]))
+    assert altered.status_code == 404 and "Lenken virker ikke" in altered.text
+    forged = await stack.client.post(f"{path}-link", data={**params, "expires": "9999999999"})
+    assert forged.status_code == 404 and "<button" not in forged.text
 
     # Nobody else is alerted after that. A second incident, reported now, escalates after one
     # window; by the time its escalation arrives, the first incident's would have too.

@@ -111,7 +111,7 @@ async def test_acknowledgement_link_and_token_expire_on_the_services_clock(
     assert (await stack.client.get(link)).status_code == 200
     stack.advance(timedelta(days=2))
     gone = await stack.client.get(link)
-    assert gone.status_code == 404 and "expired" in gone.text
+    assert gone.status_code == 410 and "Lenken er utløpt" in gone.text
 
 
 async def test_notify_times_escalation_by_its_own_clock_not_the_reporting_host(
