@@ -212,6 +212,11 @@ PARAMETERS: dict[str, tuple[str, Any]] = {
     "state": ("From the identity provider: the state kriselogg sent", "af0ifjsldkj"),
     "error": ("From the identity provider: why it refused", "access_denied"),
     "service": ("content, incidents, documents or notify", "incidents"),
+    "neste": (
+        "The portal page to return to after the login (the portal's own paths only; anything "
+        "else returns to the start page)",
+        "/hendelser/0b6f6a52-4a3e-4c9e-9f7e-2d1c1f0e8a11",
+    ),
 }
 
 

@@ -428,7 +428,9 @@ def auth_router(
         summary="Start the login at the organisation's identity provider (a redirect)",
         response_description="To the identity provider",
     )
-    async def login(neste: Annotated[str | None, Query(max_length=500)] = None) -> Response:
+    async def login(
+        neste: Annotated[str | None, Query(max_length=500)] = None,
+    ) -> Response:
         url, state = await client().login_url()
         signed = jwt.encode(
             {

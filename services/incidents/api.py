@@ -4,13 +4,14 @@ import asyncio
 import functools
 import json
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response, StreamingResponse
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -45,6 +46,23 @@ FactValue = bool | int | Annotated[str, StringConstraints(max_length=500)]
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+EARLIEST_YEAR, LATEST_YEAR = 1900, 2199
+FUTURE_SLACK = timedelta(days=1)
+"""How far ahead of the service's clock a time of something that happened may lie (clock skew,
+a time zone typed wrong); beyond that it is a typo."""
+
+
+def _plausible_year(value: datetime | date) -> datetime | date:
+    # A typo such as 0202 or 9999 would be stored, and then break every date computed from it.
+    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        raise ValueError(f"the year must be between {EARLIEST_YEAR} and {LATEST_YEAR}")
+    return value
+
+
+Moment = Annotated[AwareDatetime, AfterValidator(_plausible_year)]
+Day = Annotated[date, AfterValidator(_plausible_year)]
 
 
 INCIDENT_ID = "0b6f6a52-4a3e-4c9e-9f7e-2d1c1f0e8a11"
@@ -91,7 +109,7 @@ class Facts(BaseModel):
         default=None, description=_fact_doc("serious_psychological_injury"), examples=[None]
     )
     injury: bool | None = Field(default=None, description=_fact_doc("injury"), examples=[True])
-    sick_leave_from: date | None = Field(
+    sick_leave_from: Day | None = Field(
         default=None, description=_fact_doc("sick_leave_from"), examples=["2026-03-03"]
     )
     sick_leave_full: bool | None = Field(
@@ -140,7 +158,7 @@ class ReportIn(Strict):
         description="What happened, in more words (at most 10 000 characters)",
         examples=["Brukeren ble urolig og slo den ansatte i ansiktet. Den ansatte gikk ut."],
     )
-    occurred_at: AwareDatetime | None = Field(
+    occurred_at: Moment | None = Field(
         default=None,
         description="When it happened, with a time zone; left out, the time of the report",
         examples=["2026-03-02T10:05:00+01:00"],
@@ -188,7 +206,7 @@ class MeasureIn(Strict):
     status: Literal["done", "started", "not_applicable"] = Field(
         description="Done, started, or not applicable to this incident", examples=["done"]
     )
-    performed_at: AwareDatetime | None = Field(
+    performed_at: Moment | None = Field(
         default=None,
         description="When it was done, with a time zone; left out, now",
         examples=["2026-03-02T10:20:00+01:00"],
@@ -226,7 +244,7 @@ class CorrectionIn(Strict):
 
 
 class DeadlineMetIn(Strict):
-    met_at: AwareDatetime | None = Field(
+    met_at: Moment | None = Field(
         default=None,
         description="When it was done; default now",
         examples=["2026-03-03T08:30:00+01:00"],
@@ -567,6 +585,16 @@ def build_router(
         if action in ("read", "export"):
             access.record(who.org_id, str(incident_id), who.person_id, who.name, action)
 
+    def not_ahead(moment: datetime | None) -> None:
+        """Something that happened cannot lie days ahead: refused, never stored (every
+        deadline and reminder would be computed from it)."""
+        if moment is not None and moment > log.clock.now() + FUTURE_SLACK:
+            raise Problem(
+                422,
+                "Time in the future",
+                "The time given lies more than a day ahead. Check the date and the time zone.",
+            )
+
     def append(
         incident_id: UUID,
         who: Principal,
@@ -576,6 +604,7 @@ def build_router(
         action: Action = "write",
     ) -> Response:
         """In a worker thread: the access rules, then the append (both block on the store)."""
+        not_ahead(occurred_at)
         permitted(incident_id, who, action)
         try:
             incident = log.append(
@@ -601,6 +630,7 @@ def build_router(
     async def report(body: ReportIn, who: Caller) -> Response:
         if not allowed(who, "report", None, tree(who.org_id)):
             raise Problem(403, "Not allowed", "Your role cannot report incidents.")
+        not_ahead(body.occurred_at)
         data = body.model_dump(exclude={"occurred_at", "facts"}, exclude_none=True)
         data["facts"] = body.facts.given()
         incident = await asyncio.to_thread(

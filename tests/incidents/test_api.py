@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import timedelta
 
 import httpx
 import jwt
@@ -260,3 +261,57 @@ async def test_a_deadline_is_marked_met_once_even_after_closing(stack: Stack) ->
     state = (await stack.timeline(incident_id))["incident"]
     assert state["deadlines"]["ftrl-13-14"]["met_at"] is not None
     assert state["deadlines"]["aml-5-1"]["met_at"] is None
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "0202-03-02T10:00:00+01:00",  # a typo for 2026-03-02
+        "9999-12-31T23:59:59+14:00",
+        "0001-01-01T00:00:00+14:00",  # before year 1 in UTC: once a 500
+        "1899-12-31T23:00:00Z",
+        "2200-01-01T00:00:00Z",
+    ],
+)
+async def test_impossible_times_are_422_and_no_incident_is_opened(stack: Stack, when: str) -> None:
+    """Issue 15: such a report was accepted (201), then nobody was alerted: its deadlines could
+    not be computed and notify dead-lettered it."""
+    before = (await stack.client.get("/api/v1/incidents", headers=stack.auth())).json()
+    response = await stack.client.post(
+        "/api/v1/incidents", json={**REPORT, "occurred_at": when}, headers=stack.auth("reporter")
+    )
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    after = (await stack.client.get("/api/v1/incidents", headers=stack.auth())).json()
+    assert len(after) == len(before)
+
+
+async def test_times_days_ahead_are_refused_for_reports_measures_and_sick_leave(
+    stack: Stack,
+) -> None:
+    ahead = (stack.clock.now() + timedelta(days=3)).isoformat()
+    report = await stack.client.post(
+        "/api/v1/incidents", json={**REPORT, "occurred_at": ahead}, headers=stack.auth("reporter")
+    )
+    assert report.status_code == 422 and "more than a day ahead" in report.json()["detail"]
+    incident_id = (await stack.report())["id"]
+    measure = await stack.client.post(
+        f"/api/v1/incidents/{incident_id}/measures",
+        json={"title": "Ringte politiet", "status": "done", "performed_at": ahead},
+        headers=stack.auth(),
+    )
+    assert measure.status_code == 422
+    # A sick leave may be known to start tomorrow, but not in the year 9999.
+    tomorrow = (stack.clock.now() + timedelta(days=1)).date().isoformat()
+    fine = await stack.client.post(
+        f"/api/v1/incidents/{incident_id}/facts",
+        json={"facts": {"sick_leave_from": tomorrow}},
+        headers=stack.auth(),
+    )
+    assert fine.status_code == 201, fine.text
+    typo = await stack.client.post(
+        f"/api/v1/incidents/{incident_id}/facts",
+        json={"facts": {"sick_leave_from": "9999-01-01"}},
+        headers=stack.auth(),
+    )
+    assert typo.status_code == 422
