@@ -698,6 +698,8 @@ def register(
         if summary is None:
             # The report comes first on the stream; until notify has planned it, try again.
             raise bus.TransientError(f"facts for unplanned incident {event.incident_id}")
+        if "reported_at" not in summary:
+            return  # closed before notify saw its report: nobody is to be told anything
         directory = await asyncio.to_thread(store.directory, event.org_id)
         if directory is None:
             raise bus.PermanentError(f"organisation {event.org_id} has no directory")

@@ -569,8 +569,16 @@ class NotifyStore(SqliteStore):
             )
 
     def incident_closed(self, org_id: str, incident_id: str) -> None:
-        """A closed incident needs no more alerts, escalations or reminders."""
+        """A closed incident needs no more alerts, escalations or reminders.
+
+        The close can reach notify before its report (two consumers, a redelivery): then the
+        incident is recorded as closed already, so the late report plans nothing.
+        """
         with self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO incidents VALUES (?, ?, '{}', '[]', 0, 'closed', ?)",
+                (org_id, incident_id, ts(self.clock.now())),
+            )
             db.execute(
                 "UPDATE incidents SET status = 'closed' WHERE org_id = ? AND incident_id = ?",
                 (org_id, incident_id),

@@ -136,6 +136,19 @@ def test_a_closed_incident_stops_every_timer(tmp_path: Path) -> None:
     assert all(a["status"] == "cancelled" for a in store.alerts("demo", "i-1"))
 
 
+def test_a_close_that_arrives_before_its_report_means_the_report_alerts_nobody(
+    tmp_path: Path,
+) -> None:
+    """Close and report come on two consumers; the close can win. Nobody is alerted or
+    reminded of an incident already closed."""
+    store = NotifyStore(tmp_path / "n.sqlite", ManualClock(T0))
+    store.incident_closed("demo", "i-1")
+    assert plan(store) is False
+    assert store.alerts("demo", "i-1") == []
+    assert store.deadlines("demo", "i-1") == []
+    assert store.remind_due(T0 + timedelta(days=30), lambda row: None) == 0  # type: ignore[arg-type,return-value]
+
+
 def test_deliveries_in_flight_when_the_process_died_are_taken_again(tmp_path: Path) -> None:
     store = NotifyStore(tmp_path / "n.sqlite", ManualClock(T0))
     plan(store)
