@@ -30,8 +30,8 @@ from services.content.store import LocalStore
 from shared.auth import Principal, TokenError, TokenVerifier
 from shared.clock import Clock
 from shared.http import Problem, RateLimit
+from shared.labels import CHANNEL_TITLES, PHASE_TITLES, ROLE_TITLES, SEVERITY_TITLES
 from shared.labels import MEASURE_STATUS_TITLES as STATUS_TITLES
-from shared.labels import PHASE_TITLES, ROLE_TITLES, SEVERITY_TITLES
 from shared.law import registry as law_registry
 from shared.oidc import Identity, LoginState, OidcClient, OidcError, kriselogg_token
 
@@ -705,6 +705,7 @@ def build_environment(zone: ZoneInfo) -> Environment:
         LAW_FACTS=law_registry().facts,
         LAW=law_registry().provision,
         FACT_ANSWER=_fact_answer,
+        CHANNEL_TITLES=CHANNEL_TITLES,
         FACT_QUESTIONS={f.id: f.question for f in law_registry().facts},
     )
     return env

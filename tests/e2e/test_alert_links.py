@@ -72,6 +72,11 @@ async def test_every_link_in_the_alert_opens_and_leads_to_the_logged_measure(
             await page.get_by_test_id("dev-login-p-ln").click()
             await page.wait_for_url(incident_link)
             await expect(page.get_by_test_id("incident-title")).to_have_text(TITLE)
+            # E-mail is set up and reached her: no "nobody reached" warning, and it says so.
+            await expect(page.get_by_test_id("nobody-reached")).to_have_count(0)
+            mine = page.locator("[data-testid=alert][data-person=p-ln]")
+            await expect(mine.get_by_test_id("alert-status")).to_have_text("Bekreftet")
+            await expect(mine).to_contain_text("E-post")
             await tapped.check("varsel-til-hendelse", screenshots=False)
 
             # The first measure, one tap.

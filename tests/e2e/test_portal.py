@@ -177,6 +177,11 @@ async def test_report_alert_measures_replay_and_download_in_chromium(
             leader_alert = page.locator("[data-testid=alert][data-role=nearest_leader]")
             await expect(leader_alert).to_be_visible(timeout=20_000)
             await expect(leader_alert).to_contain_text("Lise Nord")
+            # `kriselogg up` as shipped has no e-mail or SMS: the page says nobody was reached,
+            # never "sendt" (issue 15).
+            await expect(leader_alert.get_by_test_id("alert-status")).to_have_text(
+                "Ikke sendt – ingen kanal satt opp"
+            )
             await expect(page.get_by_test_id("integrity")).to_have_attribute("data-valid", "true")
 
             # Tick three measures, one tap each.

@@ -121,3 +121,16 @@ async def test_the_login_returns_to_the_page_asked_for_and_never_elsewhere(stack
             "/logg-inn/utvikler", data={"person_id": "p-ln", "neste": evil}
         )
         assert sent.headers["location"] == "/", evil
+
+
+async def test_the_incident_page_says_so_when_nobody_could_be_reached(stack: Stack) -> None:
+    """Issue 15: with no e-mail or SMS set up, alerts are only recorded (the log channel). The
+    incident page must say nobody was reached and tell the reader to phone, not show "sendt"."""
+    incident_id = (await stack.report())["id"]
+    await stack.settle(incident_id)  # both alerts were handled, on the log channel
+    leader = {"Cookie": f"kriselogg_token={stack.tokens['leader']}"}
+    page = await stack.client.get(f"/hendelser/{incident_id}", headers=leader)
+    assert page.status_code == 200
+    assert 'data-testid="nobody-reached"' in page.text and "Ring nærmeste leder" in page.text
+    assert "Ikke sendt – ingen kanal satt opp" in page.text
+    assert "· sendt" not in page.text
