@@ -1326,10 +1326,19 @@ def portal_router(
     @router.get("/admin/katalog", response_class=HTMLResponse)
     async def directory_page(request: Request) -> Response:
         try:
-            me, _ = who(request)
+            me, api = who(request)
+            delivery = await api.optional("/api/v1/alerts/channels")
         except LoginRequired:
-            return to_login()
-        return render(request, "directory.html", me=me, result=None, problems=[], error="")
+            return to_login(request.url.path)
+        return render(
+            request,
+            "directory.html",
+            me=me,
+            result=None,
+            problems=[],
+            error="",
+            delivery=delivery,
+        )
 
     @router.post("/admin/katalog", response_class=HTMLResponse)
     async def directory_upload(request: Request, file: UploadFile) -> Response:

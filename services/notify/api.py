@@ -215,6 +215,19 @@ class DeadlineReminder(BaseModel):
     met_at: str | None = Field(description="When the duty was done", examples=[None])
 
 
+class ChannelsOut(BaseModel):
+    channels: list[str] = Field(
+        description="email, sms and webhook as configured (KRISELOGG_SMTP_HOST, _SMS_URL); "
+        "webhook is always possible, per person",
+        examples=[["email", "webhook"]],
+    )
+    people_reachable: bool = Field(
+        description="False while neither e-mail nor SMS is set up: alerts are then only "
+        "recorded in kriselogg (the log channel), unless a person has a webhook",
+        examples=[True],
+    )
+
+
 class Acknowledged(BaseModel):
     alert_id: str = Field(description="The alert", examples=[ALERT_ID])
     status: str = Field(description="acknowledged", examples=["acknowledged"])
@@ -231,6 +244,7 @@ def build_router(
     ack_key: bytes,
     wake: Callable[[], None],
     share: Callable[[Directory], Awaitable[None]],
+    channels: frozenset[str] = frozenset(),
 ) -> APIRouter:
     """`wake` nudges the dispatcher to publish a new fact now rather than at its next timer."""
     router = APIRouter(prefix="/api/v1", tags=["notify"])
@@ -273,6 +287,17 @@ def build_router(
         # every employee who can report.
         if not who.has_any("leader", "safety_rep", "hr", "auditor", "admin"):
             raise Problem(403, "Not allowed", "Your role cannot see alerts or responders.")
+
+    @router.get(
+        "/alerts/channels",
+        summary="The channels this installation can deliver alerts on",
+        response_model=ChannelsOut,
+    )
+    def delivery_channels(who: Caller) -> dict[str, Any]:
+        """Without e-mail or SMS, alerts are only recorded: the admin page warns of it."""
+        overseer(who)
+        real = sorted(c for c in channels if c in ("email", "sms"))
+        return {"channels": sorted(channels), "people_reachable": bool(real)}
 
     @router.get(
         "/directory/units/{unit_id}/responders",

@@ -80,6 +80,7 @@ def create_app(settings: NotifySettings | None = None, clock: Clock = SYSTEM_CLO
             channels.ack_key,
             dispatcher.wake,
             share,
+            channels.available,
         )
     )
     app.state.clock = clock

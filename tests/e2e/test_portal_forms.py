@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import quote
 
-from tests.support import REPORT, Stack
+from tests.support import REPORT, Stack, running_stack
 
 
 async def test_a_leader_closes_an_incident_from_the_portal(stack: Stack) -> None:
@@ -134,3 +135,18 @@ async def test_the_incident_page_says_so_when_nobody_could_be_reached(stack: Sta
     assert 'data-testid="nobody-reached"' in page.text and "Ring nærmeste leder" in page.text
     assert "Ikke sendt – ingen kanal satt opp" in page.text
     assert "· sendt" not in page.text
+
+
+async def test_the_admin_page_warns_while_no_channel_can_reach_anyone(
+    nats_url: str, tmp_path: Path
+) -> None:
+    """Issue 15: `kriselogg up` as shipped records alerts without sending them; the admin who
+    sets up the directory is told, and told what to set. With SMTP set up, no warning."""
+    for smtp, warned in ((None, True), ("127.0.0.1", False)):
+        async with running_stack(nats_url, tmp_path / str(warned), smtp_host=smtp) as stack:
+            admin = {"Cookie": f"kriselogg_token={stack.tokens['admin']}"}
+            page = await stack.client.get("/admin/katalog", headers=admin)
+            assert page.status_code == 200
+            assert ('data-testid="no-channel"' in page.text) is warned, smtp
+            channels = await stack.client.get("/api/v1/alerts/channels", headers=stack.auth())
+            assert channels.json()["people_reachable"] is not warned
