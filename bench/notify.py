@@ -5,10 +5,12 @@ subprocess (embedded nats-server, the four services and the gateway on one loopb
 KRISELOGG_SMTP_HOST/PORT pointing at the sink and KRISELOGG_ESCALATION_SECONDS=3600, so no
 escalation e-mail comes during the run. It posts reports one at a time as the demo employee and
 times each from just before the HTTP POST is sent to (a) the HTTP 201, (b) the sink receiving the
-whole DATA of the nearest leader's e-mail (lise.nord@demo.example) and (c) of the safety
-representative's (vera.verneombud@demo.example). E-mails are matched to incidents by the link
-`.../hendelser/<id>` in their body, to recipients by `To`. It also notes when the leader's
-`RecipientAlerted` fact is seen on NATS (notify publishes it after the e-mail was handed over).
+whole DATA of the nearest leader's e-mail (lise.nord@demo.example), (c) of the safety
+representative's (vera.verneombud@demo.example) and (d) the incident page the e-mail's link
+points at, fetched as the logged-in leader and answered 200 with the incident on it. E-mails
+are matched to incidents by the link `.../hendelser/<id>` in their body, to recipients by `To`.
+It also notes when the leader's `RecipientAlerted` fact is seen on NATS (notify publishes it
+after the e-mail was handed over).
 
 Beside it, in the same run: raw nats-py JetStream publish with ack -> durable pull consumer
 (fetch 1) -> ack on the same nats-server (stream BENCHN, subjects benchn.>), and aiosmtplib.send
@@ -49,6 +51,7 @@ from common import (
     bench_stream,
     drop_stream,
     employee_token,
+    leader_token,
     report_body,
     report_options,
     start_up,
@@ -62,7 +65,9 @@ from common import (
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
+from shared.auth import signing_key
 from shared.infra import EmbeddedNats, free_port
+from shared.settings import Settings
 
 LEADER = "lise.nord@demo.example"
 SAFETY_REP = "vera.verneombud@demo.example"
@@ -180,6 +185,7 @@ class MailResult:
     leader: Row
     safety_rep: Row
     fact: Row
+    page: Row
     incidents: list[str]
 
 
@@ -188,6 +194,7 @@ async def report_to_mail(
     nc: NatsClient | None,
     sink: Sink,
     token: str,
+    leader_jwt: str,
     warmup: int,
     count: int,
 ) -> MailResult:
@@ -201,8 +208,11 @@ async def report_to_mail(
         leader=Row("report sent -> leader's e-mail DATA at the sink", bold=True),
         safety_rep=Row("report sent -> safety rep's e-mail DATA at the sink"),
         fact=Row("report sent -> leader's RecipientAlerted fact on NATS"),
+        page=Row("report sent -> e-mail -> its link followed -> incident page (200)", bold=True),
         incidents=[],
     )
+    # The leader follows the link logged in (the portal's cookie), as after the login.
+    portal = {"Cookie": f"kriselogg_token={leader_jwt}"}
     try:
         for i in range(warmup + count):
             body = report_body(i)
@@ -218,8 +228,17 @@ async def report_to_mail(
                 sink.wait(incident, LEADER, deadline), sink.wait(incident, SAFETY_REP, deadline)
             )
             fact = await facts.wait(incident, deadline) if sub is not None else None
+            opened = None
+            if leader is not None:
+                page = await client.get(f"/hendelser/{leader.incident_id}", headers=portal)
+                if page.status_code == 200 and "incident-title" in page.text:
+                    opened = time.perf_counter()
             if i < warmup:
                 continue
+            if opened is None:
+                result.page.lost += 1
+            else:
+                result.page.samples_ms.append((opened - t0) * 1000)
             result.accepted.samples_ms.append((t1 - t0) * 1000)
             for row, mail in ((result.leader, leader), (result.safety_rep, rep)):
                 if mail is None:
@@ -287,7 +306,7 @@ def floor_message(i: int) -> EmailMessage:
         "Når: onsdag 25. november 2026 kl. 19.00",
         "Meldt av: Ali Ansatt, onsdag 25. november 2026 kl. 19.00",
         "",
-        f"Åpne hendelsen: http://127.0.0.1:8000/incidents/{incident}",
+        f"Åpne hendelsen: http://127.0.0.1:8000/hendelser/{incident}",
         "Bekreft at du har mottatt varselet: http://127.0.0.1:8000/api/v1/alerts/"
         f"{incident}/ack?expires=1800000000&sig=" + "x" * 43,
         "",
@@ -383,7 +402,10 @@ async def run(workdir: Path, warmup: int, count: int) -> Outcome:
                 if bus_url is not None:
                     nc = await nats.connect(bus_url, name="kriselogg-bench", allow_reconnect=False)
                 try:
-                    mails = await report_to_mail(client, nc, sink, token, warmup, count)
+                    key = signing_key(Settings(data_dir=server.data_dir, secret_key=None))
+                    mails = await report_to_mail(
+                        client, nc, sink, token, leader_token(key), warmup, count
+                    )
                     await asyncio.sleep(SETTLE_SECONDS)
                     notes += stray_mails(sink, mails.incidents)
                     smtp_arrived, smtp_returned = await floor_smtp(sink, smtp_port, warmup, count)
@@ -414,6 +436,7 @@ async def run(workdir: Path, warmup: int, count: int) -> Outcome:
         mails.leader,
         mails.safety_rep,
         mails.fact,
+        mails.page,
         smtp_arrived,
         smtp_returned,
         nats_floor,
