@@ -204,6 +204,19 @@ class Channels:
             ]
         return subject, "\n".join(lines) + "\n"
 
+    def sms_text(self, alert: Alert, subject: str) -> str:
+        """One SMS a tired person understands: what kind of incident, where, when, their part,
+        and the one link that acknowledges (what happened is read in kriselogg)."""
+        if alert.kind == "reminder":
+            return f"{subject}. Åpne: {self.incident_link(alert.incident_id)}"
+        s = alert.summary
+        when = datetime.fromisoformat(s["occurred_at"]).astimezone(self.zone)
+        role = ROLE_TITLES.get(alert.role, alert.role)
+        return (
+            f"kriselogg: {self.what(s)}, kl. {when:%H.%M} {when:%d.%m}. Du varsles som {role}. "
+            f"Trykk for å bekrefte: {self.ack_link(alert.id)}"
+        )
+
     async def send(self, alert: Alert, contact: Contact) -> None:
         subject, text = self.compose(alert)
         try:
@@ -293,7 +306,7 @@ class Channels:
     async def _sms(self, alert: Alert, to: str, subject: str) -> None:
         if not self.settings.sms_url:
             raise DeliveryError("sms: no gateway configured (KRISELOGG_SMS_URL)")
-        text = f"{subject}. Bekreft: {self.ack_link(alert.id)}"
+        text = self.sms_text(alert, subject)
         auth = (
             httpx.BasicAuth(self.settings.sms_user, self.settings.sms_password or "")
             if self.settings.sms_user

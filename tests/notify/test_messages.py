@@ -72,6 +72,18 @@ def test_an_alert_says_what_where_when_who_and_how_to_answer(tmp_path: Path) -> 
     assert not check_ack(c.ack_key, "a-1", int(query["expires"]), query["sig"], now + week + 5)
 
 
+def test_an_sms_says_what_where_when_and_the_readers_part_in_plain_norwegian(
+    tmp_path: Path,
+) -> None:
+    c = channels(tmp_path)
+    text = c.sms_text(alert(), "ignored")
+    assert text.startswith(
+        "kriselogg: Trusselsituasjoner: Trusler mot ansatte, Servicetorget, kl. 10.30 01.07. "
+        "Du varsles som nærmeste leder. Trykk for å bekrefte: https://krise.example/api/v1/alerts/"
+    )
+    assert "kniv" not in text and "i-1" not in text.split("Trykk")[0]  # no details, no raw ids
+
+
 def test_a_reminder_names_the_duty_its_basis_and_the_deadline(tmp_path: Path) -> None:
     subject, text = channels(tmp_path).compose(alert(kind="reminder"))
     assert subject.startswith("Påminnelse: Lag oppfølgingsplan sammen med den sykmeldte")
