@@ -69,7 +69,9 @@ async def test_dead_email_falls_over_to_webhook_and_sms_reaches_the_safety_rep(
     assert path == "/send"
     assert headers["Authorization"] == "Basic " + base64.b64encode(b"kriselogg:hemmelig").decode()
     message = json.loads(body)
-    assert message["to"] == "+4790000002" and "Bekreft" in message["text"]
+    assert message["to"] == "+4790000002"
+    assert "Du varsles som verneombud. Trykk for å bekrefte:" in message["text"]
+    assert "/ack?" in message["text"]
 
     channels = {
         e["data"]["recipient"]["id"]: e["data"]["channel"]
