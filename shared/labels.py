@@ -3,6 +3,9 @@ portal, so that a role or a status reads the same wherever a person meets it."""
 
 from __future__ import annotations
 
+from datetime import date
+from typing import Any
+
 ROLE_TITLES: dict[str, str] = {
     # who is alerted
     "nearest_leader": "Nærmeste leder",
@@ -42,3 +45,18 @@ CHANNEL_TITLES: dict[str, str] = {
     "log": "Kun i kriselogg (ikke sendt)",
 }
 DEADLINE_KIND_TITLES: dict[str, str] = {"law": "Lov", "routine": "Virksomhetens rutine"}
+
+
+def fact_answer(value: Any) -> str:
+    """A yes / no / unknown fact (or a date fact) as the reader says it: Ja, Nei, Vet ikke, or
+    the date as Norwegians write it; any other value as given."""
+    if value is True:
+        return "Ja"
+    if value is False:
+        return "Nei"
+    if value is None or value == "":
+        return "Vet ikke"
+    try:
+        return date.fromisoformat(str(value)).strftime("%d.%m.%Y")
+    except ValueError:
+        return str(value)

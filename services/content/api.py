@@ -10,7 +10,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -30,7 +30,13 @@ from services.content.store import LocalStore
 from shared.auth import Principal, TokenError, TokenVerifier
 from shared.clock import Clock
 from shared.http import Problem, RateLimit
-from shared.labels import CHANNEL_TITLES, PHASE_TITLES, ROLE_TITLES, SEVERITY_TITLES
+from shared.labels import (
+    CHANNEL_TITLES,
+    PHASE_TITLES,
+    ROLE_TITLES,
+    SEVERITY_TITLES,
+    fact_answer,
+)
 from shared.labels import MEASURE_STATUS_TITLES as STATUS_TITLES
 from shared.law import registry as law_registry
 from shared.oidc import Identity, LoginState, OidcClient, OidcError, kriselogg_token
@@ -704,26 +710,11 @@ def build_environment(zone: ZoneInfo) -> Environment:
         SEVERITIES=dict(SEVERITIES),
         LAW_FACTS=law_registry().facts,
         LAW=law_registry().provision,
-        FACT_ANSWER=_fact_answer,
+        FACT_ANSWER=fact_answer,
         CHANNEL_TITLES=CHANNEL_TITLES,
         FACT_QUESTIONS={f.id: f.question for f in law_registry().facts},
     )
     return env
-
-
-def _fact_answer(value: Any) -> str:
-    if value is True:
-        return "Ja"
-    if value is False:
-        return "Nei"
-    return "Vet ikke" if value in (None, "") else _local_date(value)
-
-
-def _local_date(value: Any) -> str:
-    try:
-        return date.fromisoformat(str(value)).strftime("%d.%m.%Y")
-    except ValueError:
-        return str(value)
 
 
 def facts_from_form(form: Mapping[str, Any]) -> dict[str, Any]:

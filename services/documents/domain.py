@@ -26,6 +26,7 @@ from shared.labels import (
     PHASE_TITLES,
     ROLE_TITLES,
     SEVERITY_TITLES,
+    fact_answer,
 )
 from shared.labels import MEASURE_STATUS_TITLES as STATUS_TITLES
 from shared.law import registry
@@ -123,9 +124,10 @@ def _included(
 
 
 def _fact_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "ja" if value else "nei"
-    return "vet ikke" if value is None else _text(value)
+    # Lower case after the label's colon on paper ("Skadet?: ja"); other values as typed.
+    if value is None or isinstance(value, bool):
+        return fact_answer(value).lower()
+    return _text(value)
 
 
 def _facts(facts: Any) -> list[dict[str, str]]:
