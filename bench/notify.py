@@ -366,7 +366,7 @@ def stray_mails(sink: Sink, incidents: Sequence[str]) -> list[str]:
             others["unknown incident"] = others.get("unknown incident", 0) + 1
         elif mail.to not in (LEADER, SAFETY_REP):
             others[f"to {mail.to}"] = others.get(f"to {mail.to}", 0) + 1
-        elif not mail.subject.startswith("Varsel fra kriselogg"):
+        elif not mail.subject.startswith("Varsel: "):  # an alert, not a receipt or reminder
             others[f"'{mail.subject[:40]}'"] = others.get(f"'{mail.subject[:40]}'", 0) + 1
         else:
             key = (mail.incident_id, mail.to)

@@ -277,6 +277,9 @@ def up(
             access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=10,
+            # X-Forwarded-For is believed from these peers only (uvicorn's default would trust
+            # loopback, where `up` runs without a proxy).
+            forwarded_allow_ips=settings.trusted_proxies,
         )
         server = ReadyServer(config)
         # uvicorn re-raises the stop signal after its graceful shutdown; with the default
@@ -311,7 +314,14 @@ def serve(
     _configure_logging("serve", settings.log_level)
     app = build_app(service, settings)
     ReadyServer(
-        uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            forwarded_allow_ips=settings.trusted_proxies,
+        )
     ).run()
 
 

@@ -31,6 +31,7 @@ PREFIXES: tuple[tuple[str, str], ...] = (
     ("/api/v1/documents", "documents"),
     ("/api/v1/directory", "notify"),
     ("/api/v1/alerts", "notify"),
+    ("/api/v1/sms", "notify"),  # the SMS gateway's callback with replies
 )
 DEFAULT = "content"  # the portal
 OWN = ("/healthz", "/readyz", "/openapi.json")  # answered by the gateway itself, with /docs...

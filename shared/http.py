@@ -148,6 +148,9 @@ class RateLimit:
 
     For the doors an attacker knocks on without a token: the login and the acknowledgement
     links. In memory, per process: a few replicas each allow their share, which is still a limit.
+    The address is the real client's: uvicorn takes it from X-Forwarded-For only when the
+    direct peer is one of KRISELOGG_TRUSTED_PROXIES, so nobody can pick their own bucket, and
+    behind a proxy everyone does not share the proxy's one.
     """
 
     def __init__(self, per_minute: int) -> None:
@@ -155,22 +158,37 @@ class RateLimit:
         self._hits: dict[str, list[float]] = {}
 
     def __call__(self, request: Request) -> None:
-        client = request.client.host if request.client else "unknown"
-        now = time.monotonic()
-        recent = [t for t in self._hits.get(client, []) if now - t < 60.0]
-        if len(recent) >= self.per_minute:
-            retry = int(60.0 - (now - recent[0])) + 1
+        retry = self.blocked(client_address(request))
+        if retry is not None:
             raise Problem(
                 429,
                 "Too many requests",
                 f"Wait {retry} seconds and try again.",
                 retry_after=retry,
             )
+        self.hit(client_address(request))
+
+    def blocked(self, key: str) -> int | None:
+        """Seconds until `key` may try again, or None when it may now."""
+        now = time.monotonic()
+        recent = [t for t in self._hits.get(key, []) if now - t < 60.0]
+        if len(recent) < self.per_minute:
+            return None
+        return int(60.0 - (now - recent[0])) + 1
+
+    def hit(self, key: str) -> None:
+        """Count one request (or, for a limit on failures only, one failure) of `key`."""
+        now = time.monotonic()
+        recent = [t for t in self._hits.get(key, []) if now - t < 60.0]
         recent.append(now)
-        self._hits[client] = recent
+        self._hits[key] = recent
         if len(self._hits) > 10_000:  # forget idle clients rather than grow without end
-            for key in [k for k, v in self._hits.items() if now - v[-1] >= 60.0]:
-                del self._hits[key]
+            for k in [k for k, v in self._hits.items() if now - v[-1] >= 60.0]:
+                del self._hits[k]
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 MAX_BODY_BYTES = 1024 * 1024  # the largest thing anyone sends is a directory of a big municipality

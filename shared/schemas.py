@@ -87,6 +87,7 @@ class IncidentEventV1(Contract):
 
 AlertRole = Literal["nearest_leader", "deputy", "safety_rep", "main_safety_rep", "hr", "leader"]
 AlertFactType = Literal["RecipientAlerted", "AlertAcknowledged", "AlertEscalated"]
+AckVia = Literal["lenke", "sms", "kriselogg"]
 
 
 class AlertFactV1(Contract):
@@ -109,6 +110,12 @@ class AlertFactV1(Contract):
     )
     replaces_alert_id: str | None = Field(
         default=None, description="The alert this one follows up (escalation)", examples=[None]
+    )
+    via: AckVia | None = Field(
+        default=None,
+        description="AlertAcknowledged: how the person acknowledged: the signed link in the "
+        "message, an SMS reply, or logged in to kriselogg",
+        examples=["lenke"],
     )
 
 

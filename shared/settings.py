@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     )
     sms_user: str | None = None
     sms_password: str | None = None
+    sms_inbound_secret: str | None = Field(
+        default=None,
+        description="HMAC key the SMS gateway (or its relay) signs replies with, for "
+        "POST /api/v1/sms/inbound; unset: replies to alert SMS are not taken",
+    )
     webhook_secret: str | None = Field(
         default=None, description="HMAC key for webhook signatures; unset: derived from the key"
     )
@@ -56,6 +61,12 @@ class Settings(BaseSettings):
     jetstream_duplicate_window_seconds: int = Field(default=24 * 3600, ge=1)
     max_deliver: int = Field(default=8, ge=1)
     log_level: str = "INFO"
+    trusted_proxies: list[str] = Field(
+        default=[],
+        description="Addresses or networks (CIDR) of the reverse proxies in front of kriselogg, "
+        "whose X-Forwarded-For names the real client (for rate limits); none by default, so no "
+        "client can claim another's address",
+    )
     cors_origins: list[str] = Field(
         default=[], description="Other origins whose pages may call the API; none by default"
     )

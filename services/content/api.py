@@ -10,7 +10,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -612,6 +612,22 @@ EVENT_TITLES = {
     "DocumentIssued": "Dokument utstedt",
     "IncidentClosed": "Hendelsen avsluttet",
 }
+# How long after a report the receipt page waits for notify's first word before it tells the
+# reporter to phone: notify plans a report within milliseconds when it is up.
+RECEIPT_GRACE = timedelta(seconds=60)
+# The alert's delivery (notify's `delivery`), as an overseer reads it on the incident page.
+DELIVERY_TITLES = {
+    "sent": "Sendt",
+    "no_channel": "Ikke sendt – ingen kanal satt opp",
+    "pending": "Sendes",
+    "failed": "Feilet – prøver igjen",
+    "cancelled": "Ikke sendt – ikke lenger nødvendig",
+}
+ATTEMPT_OUTCOMES = {
+    "delivered": "sendt",
+    "failed": "feilet",
+    "not_sent": "ikke sendt – ingen kanal satt opp",
+}
 ALERT_STATUS = {
     "pending": "Venter",
     "sending": "Sendes",
@@ -705,6 +721,8 @@ def build_environment(zone: ZoneInfo) -> Environment:
         ROLE_TITLES=ROLE_TITLES,
         EVENT_TITLES=EVENT_TITLES,
         ALERT_STATUS=ALERT_STATUS,
+        DELIVERY_TITLES=DELIVERY_TITLES,
+        ATTEMPT_OUTCOMES=ATTEMPT_OUTCOMES,
         STATUS_TITLES=STATUS_TITLES,
         PHASE_TITLES=PHASE_TITLES,
         SEVERITIES=dict(SEVERITIES),
@@ -1051,7 +1069,8 @@ def portal_router(
                     for e in exc.body.get("errors", [])
                 )
             else:
-                return RedirectResponse(f"/hendelser/{written['id']}", status_code=303)
+                # The reporter's receipt first: who was alerted, and whether anyone answered.
+                return RedirectResponse(f"/hendelser/{written['id']}/kvittering", status_code=303)
         options = await categories(api)
         return render(
             request, "report.html", status=422, me=me, options=options, form=form, errors=errors
@@ -1249,6 +1268,36 @@ def portal_router(
         _, api = who(request)
         await api.post(f"/api/v1/incidents/{incident_id}/{path}", body)
         return RedirectResponse(f"/hendelser/{incident_id}#{anchor}", status_code=303)
+
+    async def receipt_of(api: Api, incident_id: str) -> dict[str, Any]:
+        """notify's receipt for the report. Until notify has planned it (a moment after it was
+        sent), the incident itself says that it exists, that the caller may see it, and when it
+        was reported; if notify still has nothing after RECEIPT_GRACE, the page says to phone."""
+        try:
+            found: dict[str, Any] = await api.json(f"/api/v1/alerts/receipt/{incident_id}")
+            return found
+        except ApiFailure as exc:
+            if exc.status != 404:
+                raise
+        state = await api.json(f"/api/v1/incidents/{incident_id}")
+        reported = state.get("reported_at")
+        waited = clock.now() - datetime.fromisoformat(str(reported).replace("Z", "+00:00"))
+        return {
+            "incident_id": incident_id,
+            "reported_at": reported,
+            "alerts": [],
+            "acknowledged": False,
+            "nobody_reached": waited > RECEIPT_GRACE,
+            "may_open_incident": True,
+        }
+
+    @router.get("/hendelser/{incident_id}/kvittering", response_class=HTMLResponse)
+    async def receipt(request: Request, incident_id: str) -> Response:
+        """The reporter's receipt, live (the fragment alone for htmx's every-3-s request)."""
+        me, api = who(request)
+        found = await receipt_of(api, quote(incident_id, safe=""))
+        name = "fragments/receipt.html" if fragment(request) else "receipt.html"
+        return render(request, name, me=me, receipt=found)
 
     @router.get("/hendelser/{incident_id}/varsler", response_class=HTMLResponse)
     async def alerts_fragment(request: Request, incident_id: str) -> Response:

@@ -216,6 +216,8 @@ def fact_data(fact: Fact) -> dict[str, Any]:
         data["reason"] = fact.reason
     if fact.replaces_alert_id:
         data["replaces_alert_id"] = fact.replaces_alert_id
+    if fact.via:
+        data["via"] = fact.via
     return data
 
 

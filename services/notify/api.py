@@ -7,20 +7,24 @@ acknowledged would stop the escalation before any person had read the alert.
 """
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from html import escape
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Form, Query
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
-from services.notify.domain import Directory, Resolver, check_ack
-from services.notify.store import NotifyStore, alert_fact
+from services.notify.domain import Directory, Resolver, check_ack, sms
+from services.notify.domain import receipt as receipts
+from services.notify.store import NotifyStore, OutboxFact, alert_fact
 from shared.auth import Principal
-from shared.http import Problem, RateLimit
+from shared.http import Problem, RateLimit, client_address
+from shared.policy import IncidentFacts, allowed, tree_of
+from shared.schemas import AckVia
 from shared.subjects import Subjects
 
 INCIDENT_ID = "0b6f6a52-4a3e-4c9e-9f7e-2d1c1f0e8a11"
@@ -153,19 +157,40 @@ class Attempt(BaseModel):
     channel: str = Field(description="email, sms, webhook or log", examples=["email"])
     started_at: str = Field(description="When it started", examples=[AT])
     finished_at: str = Field(description="When it ended", examples=[AT])
-    outcome: str = Field(description="delivered, or failed", examples=["delivered"])
+    outcome: str = Field(
+        description="delivered (the server or gateway accepted it), failed (see error), or "
+        "not_sent (the log channel: no e-mail or SMS set up, or no contact point; only "
+        "recorded in kriselogg)",
+        examples=["delivered"],
+    )
     error: str | None = Field(description="Why it failed; null when delivered", examples=[None])
 
 
+class AckUse(BaseModel):
+    at: str = Field(description="When", examples=[AT])
+    via: str = Field(
+        description="lenke (the signed link), sms (a reply) or kriselogg (logged in)",
+        examples=["lenke"],
+    )
+    outcome: str = Field(
+        description="acknowledged, or already_acknowledged (a later use changed nothing)",
+        examples=["acknowledged"],
+    )
+
+
 class Alert(BaseModel):
-    """An alert or a reminder, with every delivery attempt."""
+    """An alert or a reminder, with every delivery attempt and every acknowledgement made."""
 
     id: str = Field(description="The alert's id", examples=[ALERT_ID])
     incident_id: str = Field(description="The incident", examples=[INCIDENT_ID])
-    kind: str = Field(description="alert, or reminder (of a deadline)", examples=["alert"])
+    kind: str = Field(
+        description="alert; reminder (of a deadline); or receipt (the reporter's e-mail of who "
+        "was alerted: not an alert, never acknowledged or escalated)",
+        examples=["alert"],
+    )
     role: str = Field(
         description="Why this person: nearest_leader, deputy, safety_rep, "
-        "main_safety_rep, hr or leader",
+        "main_safety_rep, hr or leader; reporter for a receipt",
         examples=["nearest_leader"],
     )
     person_id: str = Field(description="Who", examples=["p-ln"])
@@ -173,6 +198,11 @@ class Alert(BaseModel):
     channel: str | None = Field(description="The channel of the last attempt", examples=["email"])
     status: str = Field(
         description="pending, sending, sent, acknowledged, escalated, unanswered or cancelled",
+        examples=["sent"],
+    )
+    delivery: str = Field(
+        description="sent (accepted by a server or gateway), no_channel (only recorded: "
+        "nobody was told), pending, failed (attempts failed, still retried) or cancelled",
         examples=["sent"],
     )
     attempts: int = Field(description="How many delivery attempts were made", examples=[1])
@@ -189,6 +219,9 @@ class Alert(BaseModel):
     deadline_id: str | None = Field(description="Reminders: the duty", examples=[None])
     last_error: str | None = Field(description="The last delivery error", examples=[None])
     attempt_log: list[Attempt] = Field(description="Every attempt, in order")
+    ack_log: list[AckUse] = Field(
+        description="Every acknowledgement made by the alerted person, first one first"
+    )
 
 
 class DeadlineReminder(BaseModel):
@@ -228,6 +261,65 @@ class ChannelsOut(BaseModel):
     )
 
 
+class SmsReplyHandled(BaseModel):
+    """What an SMS reply did, for the gateway (or its relay) that posted it."""
+
+    outcome: str = Field(
+        description="acknowledged, already_acknowledged, wrong_code or unknown_number; "
+        "only acknowledged changes anything",
+        examples=["acknowledged"],
+    )
+    alert_id: str | None = Field(
+        description="The alert the reply was for; null when none matched", examples=[ALERT_ID]
+    )
+    reply: str = Field(
+        description="The answer SMS to the sender, in Norwegian",
+        examples=["Takk, varselet er bekreftet kl. 10.17 og står i loggen."],
+    )
+    reply_sent: bool = Field(
+        description="Whether the SMS gateway (KRISELOGG_SMS_URL) accepted the answer",
+        examples=[True],
+    )
+
+
+SMS_INBOUND_BODY: dict[str, Any] = {
+    "description": "The gateway's callback, signed: `X-Kriselogg-Signature: sha256=<hex>`, "
+    "HMAC-SHA256 of the raw body with KRISELOGG_SMS_INBOUND_SECRET. JSON or form-encoded; "
+    "besides this format, Twilio's (From, Body, MessageSid), Sveve's (number, msg) and "
+    "46elks' (from, message, id) fields are read (docs/sms.md).",
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "title": "InboundSms",
+                "required": ["from", "text"],
+                "properties": {
+                    "from": {
+                        "type": "string",
+                        "description": "The number the reply came from, written any way",
+                        "examples": ["+47 900 00 002"],
+                    },
+                    "text": {
+                        "type": "string",
+                        "description": "The reply as typed",
+                        "examples": ["OK 4821"],
+                    },
+                    "id": {
+                        "type": "string",
+                        "description": "The gateway's id of the message; makes the answer's "
+                        "reference the same when the gateway retries",
+                        "examples": ["mo-7f3a"],
+                    },
+                },
+            }
+        }
+    },
+}
+
+log = logging.getLogger(__name__)
+
+
 class Acknowledged(BaseModel):
     alert_id: str = Field(description="The alert", examples=[ALERT_ID])
     status: str = Field(description="acknowledged", examples=["acknowledged"])
@@ -245,8 +337,10 @@ def build_router(
     wake: Callable[[], None],
     share: Callable[[Directory], Awaitable[None]],
     channels: frozenset[str] = frozenset(),
+    sms_replies: sms.SmsReplies | None = None,
 ) -> APIRouter:
-    """`wake` nudges the dispatcher to publish a new fact now rather than at its next timer."""
+    """`wake` nudges the dispatcher to publish a new fact now rather than at its next timer.
+    `sms_replies`: what POST /sms/inbound needs; None, it answers that it is not set up."""
     router = APIRouter(prefix="/api/v1", tags=["notify"])
     Caller = Annotated[Principal, Depends(caller)]
 
@@ -361,17 +455,41 @@ def build_router(
         overseer(who)
         return store.deadlines(who.org_id, incident_id)
 
-    async def acknowledge(org_id: str, alert_id: str) -> dict[str, Any]:
-        alert = await asyncio.to_thread(store.alert, org_id, alert_id)
-        if alert is None:
-            raise Problem(404, "Alert not found", f"No alert {alert_id} in your organisation.")
-        at = store.clock.now()
-        fact = alert_fact(
-            "AlertAcknowledged", alert, subjects.subject(org_id, "alert", "AlertAcknowledged"), at
+    @router.get(
+        "/alerts/receipt/{incident_id}",
+        summary="The reporter's receipt: who was alerted, on which channel, who acknowledged",
+        response_model=None,
+        responses={200: {"model": receipts.Receipt, "description": "First alerted first"}},
+    )
+    def receipt(incident_id: str, who: Caller) -> dict[str, Any]:
+        """For the person who reported the incident, and for those who may see alerts. Names,
+        roles, channels and delivery states only: no contact points, deadlines or facts."""
+        summary = store.summary(who.org_id, incident_id)
+        if summary is None or "reported_at" not in summary:
+            # Unknown, or not yet planned (the portal asks again), or closed before notify saw
+            # its report: there is nothing to tell.
+            raise Problem(404, "Incident not found", f"No alerts for {incident_id} (yet).")
+        reporter = summary.get("reporter_id")  # None in summaries kept before receipts
+        if reporter is None or reporter != who.person_id:
+            overseer(who)
+        directory = store.directory(who.org_id)
+        facts = IncidentFacts(
+            str(summary.get("unit_id") or ""), str(summary.get("category", "")), reporter or ""
         )
-        updated = await asyncio.to_thread(store.acknowledge, org_id, alert_id, at, fact)
+        may_open = directory is not None and allowed(who, "read", facts, tree_of(directory.tree()))
+        shown = receipts.entries(store.alerts(who.org_id, incident_id))
+        return receipts.summary_of(incident_id, summary.get("reported_at"), shown, may_open)
+
+    async def acknowledge(org_id: str, alert_id: str, via: AckVia) -> dict[str, Any]:
+        subject = subjects.subject(org_id, "alert", "AlertAcknowledged")
+
+        def fact(alert: dict[str, Any], at: datetime) -> OutboxFact:
+            return alert_fact("AlertAcknowledged", alert, subject, at, via=via)
+
+        updated = await asyncio.to_thread(store.acknowledge, org_id, alert_id, via, fact)
+        if updated is None:
+            raise Problem(404, "Alert not found", f"No alert {alert_id} in your organisation.")
         wake()
-        assert updated is not None
         return {
             "alert_id": alert_id,
             "status": updated["status"],
@@ -386,7 +504,8 @@ def build_router(
     )
     async def ack(alert_id: str, who: Caller) -> dict[str, Any]:
         alert = await asyncio.to_thread(store.alert, who.org_id, alert_id)
-        if alert is None:
+        # A receipt is not an alert: acknowledging it would put a false fact in the log.
+        if alert is None or alert["kind"] == receipts.RECEIPT_KIND:
             raise Problem(404, "Alert not found", f"No alert {alert_id} in your organisation.")
         if alert["person_id"] != who.person_id:
             raise Problem(
@@ -394,14 +513,34 @@ def build_router(
                 "Not your alert",
                 "Only the person who was alerted can acknowledge it; that is what the log says.",
             )
-        return await acknowledge(who.org_id, alert_id)
+        return await acknowledge(who.org_id, alert_id, via="kriselogg")
 
-    def signed(alert_id: str, expires: int, sig: str) -> dict[str, Any] | HTMLResponse:
+    def signed(
+        request: Request, alert_id: str, expires: int, sig: str
+    ) -> dict[str, Any] | HTMLResponse:
         """The alert a link is for, or the Norwegian page that says why the link does not work
-        (the person tapped it on a phone: no JSON)."""
+        (the person tapped it on a phone: no JSON).
+
+        Only failures count against a limit, per real client address: a link we signed is
+        never refused for being used often (mail scanners open every link; the leader must
+        still get through), while guessing signatures is slowed down at its source.
+        """
         alert = store.alert_by_id(alert_id)
         # Signed by us at all (any expiry), then still valid now: two different answers.
         if alert is None or not check_ack(ack_key, alert_id, expires, sig, 0):
+            client = client_address(request)
+            retry = link_failures.blocked(client)
+            if retry is not None:
+                refused = page(
+                    "For mange forsøk",
+                    f"<p>Det er prøvd for mange lenker som ikke virker herfra. Vent {retry} "
+                    "sekunder og prøv igjen, eller logg inn i kriselogg og bekreft varselet "
+                    "der.</p>",
+                    status=429,
+                )
+                refused.headers["Retry-After"] = str(retry)
+                return refused
+            link_failures.hit(client)
             return page(
                 "Lenken virker ikke",
                 "<p>Lenken er ufullstendig eller endret. Åpne hendelsen i kriselogg og bekreft "
@@ -417,12 +556,21 @@ def build_router(
             )
         return alert
 
-    def done(alert: dict[str, Any]) -> HTMLResponse:
+    def done(alert: dict[str, Any], first: bool) -> HTMLResponse:
+        """The page after a use of the link: the first acknowledges, any later one (a second
+        tap, a replayed form, the link opened again) says it was done already and when."""
         at = datetime.fromisoformat(str(alert["acknowledged_at"])).astimezone(ZoneInfo(timezone))
         when = f"{at:%d.%m.%Y} kl. {at:%H.%M}"
+        if first:
+            return page(
+                "Varselet er bekreftet",
+                f"<p>Takk. Varselet ble bekreftet {escape(when)}, og det står i hendelsesloggen. "
+                "Åpne hendelsen i kriselogg for å se hva som skjedde og hva som skal gjøres.</p>",
+            )
         return page(
-            "Varselet er bekreftet",
-            f"<p>Varselet ble bekreftet {escape(when)}. Det står i hendelsesloggen.</p>",
+            "Lenken er allerede brukt",
+            f"<p>Varselet ble bekreftet {escape(when)}. Lenken kan bare brukes én gang, og "
+            "dette trykket endret ingenting.</p>",
         )
 
     def page(title: str, body: str, status: int = 200) -> HTMLResponse:
@@ -438,22 +586,24 @@ def build_router(
         )
 
     # The links work without a token: limit how fast anyone can try signatures on them.
-    link_limit = RateLimit(per_minute=30)
+    link_failures = RateLimit(per_minute=30)
 
     @router.get(
         "/alerts/{alert_id}/ack",
         response_class=HTMLResponse,
         include_in_schema=False,
-        dependencies=[Depends(link_limit)],
     )
     def ack_page(
-        alert_id: str, expires: Annotated[int, Query()], sig: Annotated[str, Query()]
+        request: Request,
+        alert_id: str,
+        expires: Annotated[int, Query()],
+        sig: Annotated[str, Query()],
     ) -> HTMLResponse:
-        alert = signed(alert_id, expires, sig)
+        alert = signed(request, alert_id, expires, sig)
         if isinstance(alert, HTMLResponse):
             return alert
         if alert["acknowledged_at"]:
-            return done(alert)
+            return done(alert, first=False)
         return page(
             "Bekreft varselet",
             f"<p>Hei {escape(alert['person_name'])}. Trykk på knappen for å bekrefte at du har "
@@ -468,16 +618,103 @@ def build_router(
         "/alerts/{alert_id}/ack-link",
         response_class=HTMLResponse,
         include_in_schema=False,
-        dependencies=[Depends(link_limit)],
     )
     async def ack_by_link(
-        alert_id: str, expires: Annotated[int, Form()], sig: Annotated[str, Form()]
+        request: Request,
+        alert_id: str,
+        expires: Annotated[int, Form()],
+        sig: Annotated[str, Form()],
     ) -> HTMLResponse:
-        alert = await asyncio.to_thread(signed, alert_id, expires, sig)
+        alert = await asyncio.to_thread(signed, request, alert_id, expires, sig)
         if isinstance(alert, HTMLResponse):
             return alert
-        # A second tap (or a replayed form) changes nothing: the first acknowledgement stands.
-        updated = await acknowledge(alert["org_id"], alert_id)
-        return done(updated)
+        # A second tap (or a replayed form) changes nothing: the first acknowledgement stands,
+        # and the use is logged as a repeat.
+        updated = await acknowledge(alert["org_id"], alert_id, via="lenke")
+        return done(updated, first=not alert["acknowledged_at"])
+
+    @router.post(
+        "/sms/inbound",
+        summary="An SMS reply, posted by the SMS gateway: `OK <code>` acknowledges the alert",
+        response_model=None,
+        openapi_extra={"requestBody": SMS_INBOUND_BODY},
+        responses={
+            200: {"model": SmsReplyHandled, "description": "Handled; the answer SMS went out"},
+            401: {"description": "Signature missing or wrong"},
+            404: {"description": "Not set up here: KRISELOGG_SMS_INBOUND_SECRET is not set"},
+        },
+    )
+    async def sms_inbound(request: Request) -> dict[str, Any]:
+        """No token: the gateway signs the body. Answers 200 for every signed reply, matched or
+        not, so the gateway does not retry what was handled; only `acknowledged` changes
+        anything. Logs ids and outcomes, never the number or the text."""
+        if sms_replies is None or sms_replies.secret is None:
+            # Not an outage but a door this installation has not opened: 404, with the fix.
+            raise Problem(
+                404,
+                "Svar på SMS er ikke satt opp",
+                "Sett KRISELOGG_SMS_INBOUND_SECRET i notify og den samme nøkkelen i "
+                "SMS-gatewayen (eller mellomleddet som signerer for den).",
+            )
+        body = await request.body()
+        if not sms.signature_ok(
+            sms_replies.secret, body, request.headers.get(sms.SIGNATURE_HEADER)
+        ):
+            raise Problem(
+                401,
+                "Ugyldig signatur",
+                f"{sms.SIGNATURE_HEADER} må være sha256=<hex>: HMAC-SHA256 av hele kroppen "
+                "med KRISELOGG_SMS_INBOUND_SECRET.",
+            )
+        message = sms.inbound_sms(body, request.headers.get("content-type", ""))
+        if message is None:
+            raise Problem(
+                422,
+                "Ukjent format",
+                'Kroppen må ha avsender og tekst som {"from", "text"} eller i et av '
+                "formatene i docs/sms.md.",
+            )
+        number = sms.phone_number(message.sender)
+        now = store.clock.now()
+        alerts = (
+            await asyncio.to_thread(store.sms_alerts_to, number, now - sms_replies.window)
+            if number
+            else []
+        )
+        outcome, alert = sms.match_reply(alerts, message.text, sms_replies.code_key)
+        acknowledged_at: datetime | None = None
+        link: str | None = None
+        if alert is not None:
+            # A repeat goes through acknowledge too: it changes nothing and is logged as a use.
+            updated = await acknowledge(str(alert["org_id"]), str(alert["id"]), via="sms")
+            acknowledged_at = datetime.fromisoformat(str(updated["acknowledged_at"]))
+            link = sms_replies.incident_link(str(alert["incident_id"]))
+        text = sms.reply_text(
+            outcome,
+            acknowledged_at,
+            now,
+            ZoneInfo(sms_replies.timezone),
+            link,
+            sms_replies.window,
+        )
+        sent = False
+        if number:
+            try:
+                await sms_replies.send(number, text, sms.reply_reference(message.message_id, body))
+                sent = True
+            except Exception as exc:  # the reply did its work; the answer is only courtesy
+                log.warning("sms reply answer not sent: %s", type(exc).__name__)
+        log.info(
+            "sms reply: %s (alert %s, answer %s)",
+            outcome,
+            alert["id"] if alert else "-",
+            "sent" if sent else "not sent",
+        )
+        return {
+            "outcome": outcome,
+            "alert_id": str(alert["id"]) if alert else None,
+            "reply": text,
+            "reply_sent": sent,
+        }
 
     return router

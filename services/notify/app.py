@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from fastapi import FastAPI
 
 from services.notify import api
 from services.notify import bus as notify_bus
-from services.notify.domain import Directory
+from services.notify.domain import Directory, sms
 from services.notify.settings import NotifySettings
 from services.notify.store import NotifyStore
 from shared import bus
@@ -81,6 +82,17 @@ def create_app(settings: NotifySettings | None = None, clock: Clock = SYSTEM_CLO
             dispatcher.wake,
             share,
             channels.available,
+            sms.SmsReplies(
+                secret=(
+                    settings.sms_inbound_secret.encode() if settings.sms_inbound_secret else None
+                ),
+                code_key=channels.sms_code_key,
+                send=channels.sms_reply,
+                incident_link=channels.incident_link,
+                # A reply counts as long as the alert's link does (ACK_LINK_DAYS).
+                window=timedelta(days=settings.ack_link_days),
+                timezone=settings.timezone,
+            ),
         )
     )
     app.state.clock = clock

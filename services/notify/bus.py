@@ -15,6 +15,7 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -34,9 +35,13 @@ from services.notify.domain import (
     link_key,
     reminder_at,
     sign_ack,
+    sms,
 )
+from services.notify.domain import receipt as receipts
+from services.notify.domain.messages import Link, Message
 from services.notify.store import (
     LEADER_ROLES,
+    SAFETY_ROLES,
     Alert,
     Contact,
     Escalation,
@@ -85,6 +90,13 @@ def reminder_id(incident_id: str, deadline_id: str) -> str:
     return str(uuid.uuid5(ALERT_NAMESPACE, f"{incident_id}:reminder:{deadline_id}"))
 
 
+def attempt_ref(alert: Alert) -> str:
+    """The delivery attempt about to be made: the alert and its attempt number. Delivery is at
+    least once (a crash between sending and recording sends again), and a resend carries the
+    reference of the attempt it repeats, as Message-ID, SMS reference and Idempotency-Key."""
+    return f"{alert.id}.{alert.attempts + 1}"
+
+
 def contacts_of(person: Person, available: frozenset[str]) -> list[Contact]:
     """The person's contact points in their order, on the channels this installation has.
 
@@ -106,12 +118,26 @@ def chain_entry(r: Responder, available: frozenset[str]) -> dict[str, Any]:
     }
 
 
-def local_time(moment: datetime | str, zone: ZoneInfo) -> str:
-    """'onsdag 25. november 2026 kl. 19.00', as a Norwegian reader expects a time."""
+def _local(moment: datetime | str, zone: ZoneInfo) -> datetime:
     if isinstance(moment, str):
         moment = datetime.fromisoformat(moment)
-    t = moment.astimezone(zone)
+    try:
+        return moment.astimezone(zone)
+    except OverflowError:  # the very edge of the calendar (year 9999): say it as it came
+        return moment
+
+
+def local_time(moment: datetime | str, zone: ZoneInfo) -> str:
+    """'onsdag 25. november 2026 kl. 19.00', as a Norwegian reader expects a time."""
+    t = _local(moment, zone)
     return f"{WEEKDAYS[t.weekday()]} {t.day}. {MONTHS[t.month - 1]} {t.year} kl. {t:%H.%M}"
+
+
+def short_time(moment: datetime | str, zone: ZoneInfo) -> str:
+    """'onsdag 25. november kl. 19.00': the time in a subject or an SMS, where space is short
+    and the year is this one (or, for a deadline, plain from the weekday)."""
+    t = _local(moment, zone)
+    return f"{WEEKDAYS[t.weekday()]} {t.day}. {MONTHS[t.month - 1]} kl. {t:%H.%M}"
 
 
 # --- channels ----------------------------------------------------------------------------
@@ -129,6 +155,8 @@ class Channels:
         self.clock = clock
         self.zone = ZoneInfo(settings.timezone)
         self.ack_key = link_key(secret, "ack")
+        # The code in the alert SMS that a reply "OK <code>" acknowledges (domain.sms).
+        self.sms_code_key = link_key(secret, sms.CODE_PURPOSE)
         self.webhook_key = (
             settings.webhook_secret.encode()
             if settings.webhook_secret
@@ -153,75 +181,174 @@ class Channels:
         """The incident's page in the portal (a login first, then straight back to it)."""
         return f"{self.settings.public_url}/hendelser/{incident_id}"
 
+    def receipt_link(self, incident_id: str) -> str:
+        """The reporter's live receipt in the portal (a login first, then straight back)."""
+        return f"{self.incident_link(incident_id)}/kvittering"
+
     @staticmethod
-    def what(summary: dict[str, Any]) -> str:
+    def category(summary: dict[str, Any]) -> str:
+        """The category's title. An unknown category keeps its id as title: a raw id tells a
+        reader nothing, so it reads as a plain "Hendelse" instead."""
+        title = summary.get("category_title")
+        return str(title) if title and title != summary.get("category") else "Hendelse"
+
+    @staticmethod
+    def unit(summary: dict[str, Any]) -> str | None:
+        """The unit's name, or None where only its id is known (same reason as `category`)."""
+        name = summary.get("unit_name")
+        return str(name) if name and name != summary.get("unit_id") else None
+
+    @classmethod
+    def what(cls, summary: dict[str, Any]) -> str:
         """The incident in a message: its category and unit, never the reporter's own words
         (a title can name an illness or an injury) and never the facts."""
-        category = summary.get("category_title") or summary.get("category") or "Hendelse"
-        unit = summary.get("unit_name")
-        return f"{category}, {unit}" if unit else str(category)
+        unit = cls.unit(summary)
+        return f"{cls.category(summary)}, {unit}" if unit else cls.category(summary)
 
     def compose(self, alert: Alert) -> tuple[str, str]:
-        """Subject and text, in Norwegian: which kind of incident, where, when, who reported,
-        links. What happened is read in kriselogg after logging in."""
-        s = alert.summary
-        lines = [f"Hei {alert.person_name},", ""]
+        """Subject and plain text (the e-mail's text part, the webhook's `text`)."""
+        message = self.message(alert)
+        return message.subject, message.text()
+
+    def message(self, alert: Alert) -> Message:
+        """The message for one alert, reminder or receipt, in Norwegian, for a reader woken at
+        night: what it is and their part, which kind of incident, where and when, and what to
+        do. What happened is read in kriselogg after logging in. Every channel and
+        docs/messages.md (scripts/messages_doc.py) render this one value."""
         if alert.kind == "reminder":
-            b = alert.body
-            basis = b.get("legal_ref") or "virksomhetens rutine"
-            due = local_time(b["due_at"], self.zone) if b.get("due_at") else b.get("due_label")
-            subject = f"Påminnelse: {b['title']} – frist {due}"
-            lines += [
-                f"Dette er en påminnelse om en oppgave i hendelsen «{self.what(s)}».",
-                "",
-                f"Oppgave: {b['title']} ({basis})",
-                f"Frist: {due}",
-                "",
-                "Åpne hendelsen og marker oppgaven som utført: "
-                f"{self.incident_link(alert.incident_id)}",
-            ]
-            return subject, "\n".join(lines) + "\n"
-        subject = f"Varsel fra kriselogg: {self.what(s)}"
-        lines += [
-            "Det er meldt en hendelse som du skal følge opp som "
-            f"{ROLE_TITLES.get(alert.role, alert.role)}.",
-            "",
-            f"Hva: {s.get('category_title') or s.get('category')}",
-            f"Alvorlighet: {SEVERITY_TITLES.get(s.get('severity', ''), '').lower()}",
-            f"Hvor: {s.get('place') or 'ikke oppgitt'} ({s.get('unit_name') or ''})",
-            f"Når: {local_time(s['occurred_at'], self.zone)}",
-            f"Meldt av: {s['reported_by']}, {local_time(s['reported_at'], self.zone)}",
-            "",
-            "Hva som skjedde, leser du i kriselogg etter innlogging.",
-            f"Åpne hendelsen: {self.incident_link(alert.incident_id)}",
-            f"Bekreft at du har mottatt varselet: {self.ack_link(alert.id)}",
+            return self._reminder_message(alert)
+        s = alert.summary
+        if alert.kind == receipts.RECEIPT_KIND:
+            return receipts.message(
+                alert.person_name,
+                local_time(s["reported_at"], self.zone),
+                alert.body.get("alerts", []),
+                self.receipt_link(alert.incident_id),
+                lambda at: local_time(at.replace("Z", "+00:00"), self.zone),
+            )
+        role = ROLE_TITLES.get(alert.role, "mottaker")
+        minutes = max(1, round(self.settings.escalation_seconds / 60))
+        about = f"{self.what(s)}, {short_time(s['occurred_at'], self.zone)}"
+        # An escalated alert says why it reached this reader, who may not expect to be asked.
+        before = alert.body.get("escalated_from")
+        if before:
+            subject = f"Varsel (ikke bekreftet): {about} – bekreft at du har sett det"
+            lead = (
+                f"Varselet om en hendelse er ikke bekreftet av "
+                f"{ROLE_TITLES.get(before, 'den som ble varslet først')} innen {minutes} "
+                f"minutter, så det går videre til deg som {role}."
+            )
+        else:
+            subject = f"Varsel: {about} – bekreft at du har sett det"
+            lead = f"Det er meldt en hendelse som du skal følge opp som {role}."
+        unit = self.unit(s)
+        place = str(s.get("place") or "ikke oppgitt")
+        facts = [("Hva", self.category(s))]
+        severity = SEVERITY_TITLES.get(str(s.get("severity") or ""))
+        if severity:
+            facts.append(("Alvorlighet", severity.lower()))
+        facts += [
+            ("Hvor", f"{place} ({unit})" if unit else place),
+            ("Når", local_time(s["occurred_at"], self.zone)),
+            ("Meldt av", f"{s['reported_by']}, {local_time(s['reported_at'], self.zone)}"),
         ]
-        if alert.role in LEADER_ROLES:
-            minutes = max(1, round(self.settings.escalation_seconds / 60))
-            lines += [
-                "",
-                f"Bekrefter du ikke innen {minutes} minutter, varsles neste leder.",
-            ]
-        return subject, "\n".join(lines) + "\n"
+        notes = ["Hva som skjedde, leser du i kriselogg etter innlogging."]
+        # Who is told next without an answer (the main safety rep is the last of their track).
+        following = {
+            **dict.fromkeys(LEADER_ROLES, "neste leder"),
+            "safety_rep": "hovedverneombudet",
+        }
+        if alert.role in following:
+            notes.append(
+                f"Bekrefter du ikke innen {minutes} minutter, varsles {following[alert.role]}."
+            )
+        notes.append("Er noen i fare nå, ring 112 (politi) eller 113 (ambulanse).")
+        return Message(
+            subject=subject,
+            greeting=f"Hei {alert.person_name},",
+            lead=lead,
+            facts=tuple(facts),
+            # The acknowledgement first: it is what stops the escalation.
+            links=(
+                Link("Bekreft at du har sett varselet", self.ack_link(alert.id)),
+                Link("Åpne hendelsen i kriselogg", self.incident_link(alert.incident_id)),
+            ),
+            notes=tuple(notes),
+        )
+
+    def _due(self, body: dict[str, Any]) -> tuple[str, str]:
+        """A duty's deadline, in full and short; an undated one by its label ("snarest mulig"):
+        no date is invented for it."""
+        if body.get("due_at"):
+            return local_time(body["due_at"], self.zone), short_time(body["due_at"], self.zone)
+        label = str(body.get("due_label") or "ingen fast frist")
+        return label, label
+
+    def _reminder_message(self, alert: Alert) -> Message:
+        s, b = alert.summary, alert.body
+        due, due_short = self._due(b)
+        basis = b.get("legal_ref") or "virksomhetens rutine"
+        role = ROLE_TITLES.get(alert.role, "ansvarlig")
+        return Message(
+            # The duty's title is already what to do ("Send ...", "Lag ..."); the incident last,
+            # since a phone cuts a long subject off at the end.
+            subject=f"Påminnelse: {b['title']} – frist {due_short} ({self.what(s)})",
+            greeting=f"Hei {alert.person_name},",
+            lead=(
+                f"Dette er en påminnelse om en oppgave du har ansvaret for som {role} etter en "
+                "hendelse."
+            ),
+            facts=(
+                ("Oppgave", f"{b['title']} ({basis})"),
+                ("Frist", due),
+                ("Hendelse", self.what(s)),
+                ("Skjedde", local_time(s["occurred_at"], self.zone)),
+            ),
+            links=(
+                Link(
+                    "Åpne hendelsen og marker oppgaven som utført",
+                    self.incident_link(alert.incident_id),
+                ),
+            ),
+            notes=(
+                "Er oppgaven gjort allerede, marker den som utført i hendelsen, så står det "
+                "i loggen.",
+            ),
+        )
 
     def sms_text(self, alert: Alert, subject: str) -> str:
         """One SMS a tired person understands: what kind of incident, where, when, their part,
         and the one link that acknowledges (what happened is read in kriselogg)."""
-        if alert.kind == "reminder":
-            return f"{subject}. Åpne: {self.incident_link(alert.incident_id)}"
         s = alert.summary
-        when = datetime.fromisoformat(s["occurred_at"]).astimezone(self.zone)
-        role = ROLE_TITLES.get(alert.role, alert.role)
-        return (
-            f"kriselogg: {self.what(s)}, kl. {when:%H.%M} {when:%d.%m}. Du varsles som {role}. "
+        if alert.kind == "reminder":
+            _, due = self._due(alert.body)
+            return (
+                f"kriselogg: Påminnelse: {alert.body['title']}, frist {due}. Gjelder "
+                f"{self.what(s)}. Åpne og marker som utført: "
+                f"{self.incident_link(alert.incident_id)}"
+            )
+        when = short_time(s["occurred_at"], self.zone)
+        role = ROLE_TITLES.get(alert.role, "mottaker")
+        before = alert.body.get("escalated_from")
+        # Why an escalated alert reaches this reader, in the same words as its e-mail.
+        why = f"Ikke bekreftet av {ROLE_TITLES.get(before, 'den første')}: " if before else ""
+        text = (
+            f"kriselogg: {why}{self.what(s)}, {when}. Du varsles som {role}. "
             f"Trykk for å bekrefte: {self.ack_link(alert.id)}"
         )
+        if self.settings.sms_inbound_secret:
+            # Only where replies are taken (POST /api/v1/sms/inbound); a code nobody reads
+            # would tell the person something false.
+            text += f" eller svar OK {sms.sms_code(self.sms_code_key, alert.id)}"
+        return text
 
     async def send(self, alert: Alert, contact: Contact) -> None:
-        subject, text = self.compose(alert)
+        # Composed once per attempt: the text and HTML parts carry the very same links.
+        message = self.message(alert)
+        subject, text = message.subject, message.text()
         try:
             if contact.channel == "email":
-                await self._email(alert, contact.address, subject, text)
+                await self._email(alert, contact.address, subject, text, message.html())
             elif contact.channel == "webhook":
                 await self._webhook(alert, contact.address, subject, text)
             elif contact.channel == "sms":
@@ -237,7 +364,7 @@ class Channels:
         except (OSError, TimeoutError, aiosmtplib.SMTPException, httpx.HTTPError) as exc:
             raise DeliveryError(f"{contact.channel}: {type(exc).__name__}: {exc}") from exc
 
-    async def _email(self, alert: Alert, to: str, subject: str, text: str) -> None:
+    async def _email(self, alert: Alert, to: str, subject: str, text: str, html: str) -> None:
         if not self.settings.smtp_host:
             raise DeliveryError("email: no SMTP server configured (KRISELOGG_SMTP_HOST)")
         message = EmailMessage()
@@ -245,9 +372,14 @@ class Channels:
         message["To"] = to
         message["Subject"] = subject
         # The same id on a resend after a crash lets mail systems see it as one message.
-        message["Message-ID"] = f"<{alert.id}.{alert.kind}@kriselogg>"
+        # One id per attempt: a resend after a crash (the attempt was made, not recorded) has
+        # the same one, so mail systems and readers can tell it is the same message again.
+        message["Message-ID"] = f"<{attempt_ref(alert)}@kriselogg>"
         message["X-Kriselogg-Alert"] = alert.id
         message.set_content(text)
+        # Text first, HTML as the alternative a mail app prefers: a client that shows no HTML
+        # (or a reader who turned it off) gets the same words and links.
+        message.add_alternative(html, subtype="html")
         await aiosmtplib.send(
             message,
             hostname=self.settings.smtp_host,
@@ -258,38 +390,40 @@ class Channels:
             timeout=self.settings.delivery_timeout_seconds,
         )
 
-    async def _webhook(self, alert: Alert, url: str, subject: str, text: str) -> None:
-        body = json.dumps(
-            {
-                "type": alert.kind,
-                "alert_id": alert.id,
-                "incident_id": alert.incident_id,
-                "org_id": alert.org_id,
-                "role": alert.role,
-                "recipient": {"id": alert.person_id, "name": alert.person_name},
-                "subject": subject,
-                "text": text,
-                "incident": {
-                    k: alert.summary.get(k)
-                    for k in (
-                        "category",
-                        "category_title",
-                        "severity",
-                        "place",
-                        "unit_id",
-                        "unit_name",
-                        "occurred_at",
-                        "reported_at",
-                        "reported_by",
-                    )
-                },
-                "links": {
-                    "incident": self.incident_link(alert.incident_id),
-                    "acknowledge": self.ack_link(alert.id),
-                },
+    def webhook_payload(self, alert: Alert, subject: str, text: str) -> dict[str, Any]:
+        """The webhook's JSON: the message's subject and text for an on-call system to show,
+        and its parts by name for one that builds its own (docs/messages.md has an example)."""
+        return {
+            "type": alert.kind,
+            "alert_id": alert.id,
+            "incident_id": alert.incident_id,
+            "org_id": alert.org_id,
+            "role": alert.role,
+            "recipient": {"id": alert.person_id, "name": alert.person_name},
+            "subject": subject,
+            "text": text,
+            "incident": {
+                k: alert.summary.get(k)
+                for k in (
+                    "category",
+                    "category_title",
+                    "severity",
+                    "place",
+                    "unit_id",
+                    "unit_name",
+                    "occurred_at",
+                    "reported_at",
+                    "reported_by",
+                )
             },
-            ensure_ascii=False,
-        ).encode()
+            "links": {
+                "incident": self.incident_link(alert.incident_id),
+                "acknowledge": self.ack_link(alert.id),
+            },
+        }
+
+    async def _webhook(self, alert: Alert, url: str, subject: str, text: str) -> None:
+        body = json.dumps(self.webhook_payload(alert, subject, text), ensure_ascii=False).encode()
         signature = hmac.new(self.webhook_key, body, hashlib.sha256).hexdigest()
         response = await self._http.post(
             url,
@@ -298,6 +432,8 @@ class Channels:
                 "Content-Type": "application/json",
                 "X-Kriselogg-Signature": f"sha256={signature}",
                 "X-Kriselogg-Alert": alert.id,
+                # Per attempt, the same on a resend after a crash: receivers can drop repeats.
+                "Idempotency-Key": attempt_ref(alert),
             },
         )
         if response.status_code >= 300:
@@ -314,9 +450,29 @@ class Channels:
         )
         response = await self._http.post(
             self.settings.sms_url,
-            json={"to": to, "text": text, "reference": alert.id},
+            json={"to": to, "text": text, "reference": attempt_ref(alert)},
             auth=auth,
         )
+        if response.status_code >= 300:
+            raise DeliveryError(f"sms: HTTP {response.status_code}")
+
+    async def sms_reply(self, to: str, text: str, reference: str) -> None:
+        """The answer to an SMS reply, out through the gateway that sends the alerts, in the
+        same JSON. Raises DeliveryError; the reply itself has already done its work."""
+        if not self.settings.sms_url:
+            raise DeliveryError("sms: no gateway configured (KRISELOGG_SMS_URL)")
+        try:
+            response = await self._http.post(
+                self.settings.sms_url,
+                json={"to": to, "text": text, "reference": reference},
+                auth=(
+                    httpx.BasicAuth(self.settings.sms_user, self.settings.sms_password or "")
+                    if self.settings.sms_user
+                    else httpx.USE_CLIENT_DEFAULT
+                ),
+            )
+        except httpx.HTTPError as exc:
+            raise DeliveryError(f"sms: {type(exc).__name__}") from exc
         if response.status_code >= 300:
             raise DeliveryError(f"sms: HTTP {response.status_code}")
 
@@ -374,9 +530,13 @@ class Dispatcher:
             self.store.escalate_due, at, self.window, self._next_alert, self._escalation_facts
         )
         await asyncio.to_thread(self.store.remind_due, at, self._reminder)
+        await asyncio.to_thread(self.store.release_receipts, at)
         due = await asyncio.to_thread(self.store.claim_due, at, self.hold)
         if due:
             await asyncio.gather(*(self.attempt(a) for a in due))
+            # A receipt whose alerts were just attempted is due now: the loop comes straight
+            # back for it (next_due), after the alerts, never before them.
+            await asyncio.to_thread(self.store.release_receipts, self.clock.now())
         await self.flush()
 
     def _next_alert(
@@ -391,13 +551,17 @@ class Dispatcher:
             person_name=entry["name"],
             contacts=[Contact(c, a) for c, a in entry["contacts"]],
             escalate_at=escalate_at,
+            # The message says whose silence brought it here (a deputy may also be the first
+            # alerted, when the nearest leader is away: the role alone cannot tell).
+            body={"escalated_from": row["role"]},
         )
 
     def _escalation_facts(self, e: Escalation) -> list[OutboxFact]:
+        others = "verneombud" if e.from_alert["role"] in SAFETY_ROLES else "ledere"
         reason = (
             f"Ingen bekreftelse innen {round(self.window.total_seconds() / 60)} minutter"
             if e.to_alert
-            else "Ingen bekreftelse, og ingen flere ledere å varsle"
+            else f"Ingen bekreftelse, og ingen flere {others} å varsle"
         )
         return [
             alert_fact(
@@ -444,6 +608,10 @@ class Dispatcher:
         return contact, (backoff[-1] if backoff else 0.0) if wraps else 0.0
 
     async def attempt(self, alert: Alert) -> None:
+        if alert.kind == receipts.RECEIPT_KIND:
+            # The receipt tells the alerts as they stand when it is sent.
+            rows = await asyncio.to_thread(self.store.alerts, alert.org_id, alert.incident_id)
+            alert = replace(alert, body={**alert.body, "alerts": receipts.entries(rows)})
         contact, wait = self._channel_for(alert)
         started = self.clock.now()
         error: str | None = None
@@ -453,6 +621,11 @@ class Dispatcher:
             )
         except (DeliveryError, TimeoutError) as exc:
             error = str(exc) or type(exc).__name__
+        except Exception as exc:
+            # A message that cannot even be built (bad data that got past validation, a bug)
+            # fails this alert's attempt, recorded and shown; it must never stop the tick and
+            # with it every other alert.
+            error = f"message could not be built: {type(exc).__name__}"
         fact = None
         if error is None and alert.kind == "alert":
             fact = alert_fact(
@@ -517,6 +690,9 @@ def _summary(event: IncidentEventV1, directory: Directory) -> dict[str, Any]:
         "occurred_at": datetime.fromisoformat(event.occurred_at or event.recorded_at).isoformat(),
         "reported_at": datetime.fromisoformat(event.recorded_at).isoformat(),
         "reported_by": event.actor.name,
+        # For the reporter's receipt (who may read it, and whom to e-mail it to); summaries
+        # kept before it lack it, and their receipts are for overseers only.
+        "reporter_id": event.actor.id,
     }
 
 
@@ -548,18 +724,19 @@ def plan_duties(
     )
     available = dispatcher.channels.available
     at = dispatcher.clock.now()
-    first: list[tuple[Responder, datetime | None]] = []
-    if resolution.leaders:
-        first.append((resolution.leaders[0], at + dispatcher.window))
-    # The safety rep is told at once, like the leader, of work-environment events (aml § 6-2),
-    # and of a personal one only with the affected person's consent; never escalated.
-    rep = resolution.safety_rep
-    if (
-        rep is not None
-        and safety_rep_may_know(facts, kind)
-        and all(r.person.id != rep.person.id for r, _ in first)
-    ):
-        first.append((rep, None))
+    # Two escalation tracks, each escalated until someone in it acknowledges: the leaders
+    # (nearest leader -> deputies -> the leader above), and the safety reps (the unit's -> the
+    # main safety rep), who are told at once, like the leader, of work-environment events
+    # (aml § 6-2), and of a personal one only with the affected person's consent.
+    leaders = resolution.leaders
+    safety: list[Responder] = []
+    if safety_rep_may_know(facts, kind):
+        for r in (resolution.safety_rep, resolution.main_safety_rep):
+            if r is not None and all(r.person.id != o.person.id for o in (*safety, *leaders[:1])):
+                safety.append(r)
+    first: list[tuple[Responder, datetime | None]] = [
+        (track[0], at + dispatcher.window) for track in (leaders, safety) if track
+    ]
     # HR where the organisation asks for it (e.g. of personal crises), never escalated.
     hr = resolution.hr[0] if resolution.hr else None
     if (
@@ -587,63 +764,74 @@ def plan_duties(
         "main_safety_rep": resolution.main_safety_rep,
         "hr": resolution.hr[0] if resolution.hr else None,
     }
+    # Alerts first: the duties are computed apart, so that a duty that cannot be computed
+    # (bad data, a bug) is dead-lettered with its reason while the alerts still go out.
     deadlines: list[tuple[NewDeadline, OutboxFact]] = []
-    for duty in duties(
-        occurred_at=datetime.fromisoformat(summary["occurred_at"]),
-        learnt_at=learnt_at,
-        facts=facts,
-        kind=kind,
-        routine=directory.routine,
-        timezone=settings.timezone,
-        amu_meetings=directory.org.amu_meetings,
-        responsible=directory.org.duty_responsible,
-    ):
-        who = responsible.get(duty.responsible) or responsible["nearest_leader"]
-        remind = duty.remind_at or (reminder_at(at, duty.due_at) if duty.due_at else None)
-        deadline = NewDeadline(
-            deadline_id=duty.id,
-            kind=duty.kind,
-            title=duty.title,
-            legal_ref=duty.legal_ref,
-            due_at=duty.due_at,
-            due_label=duty.due_label,
-            responsible_role=duty.responsible,
-            person_id=who.person.id if who else None,
-            person_name=who.person.name if who else None,
-            contacts=contacts_of(who.person, available) if who else [],
-            remind_at=remind,
-        )
-        fact = DeadlineFactV1(
-            fact_id=f"{incident_id}:deadline:{duty.id}",
-            deadline_id=duty.id,
-            incident_id=incident_id,
-            org_id=org_id,
-            at=at,
-            kind=duty.kind,
-            title=duty.title,
-            legal_ref=duty.legal_ref,
-            due_at=duty.due_at,
-            due_label=duty.due_label,
-            responsible=Actor(
-                id=who.person.id if who else "", name=who.person.name if who else "ingen"
-            ),
-            responsible_role=duty.responsible,
-        )
-        deadlines.append(
-            (
-                deadline,
-                OutboxFact(
-                    fact.fact_id,
-                    org_id,
-                    dispatcher.subject(org_id, "DeadlineSet", "deadline"),
-                    fact.model_dump_json(),
-                ),
+    duties_error: str | None = None
+    try:
+        for duty in duties(
+            occurred_at=datetime.fromisoformat(summary["occurred_at"]),
+            learnt_at=learnt_at,
+            facts=facts,
+            kind=kind,
+            routine=directory.routine,
+            timezone=settings.timezone,
+            amu_meetings=directory.org.amu_meetings,
+            responsible=directory.org.duty_responsible,
+        ):
+            who = responsible.get(duty.responsible) or responsible["nearest_leader"]
+            remind = duty.remind_at or (reminder_at(at, duty.due_at) if duty.due_at else None)
+            deadline = NewDeadline(
+                deadline_id=duty.id,
+                kind=duty.kind,
+                title=duty.title,
+                legal_ref=duty.legal_ref,
+                due_at=duty.due_at,
+                due_label=duty.due_label,
+                responsible_role=duty.responsible,
+                person_id=who.person.id if who else None,
+                person_name=who.person.name if who else None,
+                contacts=contacts_of(who.person, available) if who else [],
+                remind_at=remind,
             )
-        )
+            fact = DeadlineFactV1(
+                fact_id=f"{incident_id}:deadline:{duty.id}",
+                deadline_id=duty.id,
+                incident_id=incident_id,
+                org_id=org_id,
+                at=at,
+                kind=duty.kind,
+                title=duty.title,
+                legal_ref=duty.legal_ref,
+                due_at=duty.due_at,
+                due_label=duty.due_label,
+                responsible=Actor(
+                    id=who.person.id if who else "", name=who.person.name if who else "ingen"
+                ),
+                responsible_role=duty.responsible,
+            )
+            deadlines.append(
+                (
+                    deadline,
+                    OutboxFact(
+                        fact.fact_id,
+                        org_id,
+                        dispatcher.subject(org_id, "DeadlineSet", "deadline"),
+                        fact.model_dump_json(),
+                    ),
+                )
+            )
+    except Exception as exc:  # whatever it is, it must not stop the alerts
+        deadlines = []
+        duties_error = f"duties could not be computed: {type(exc).__name__}: {exc}"
     return {
-        "chain": [chain_entry(r, available) for r in resolution.leaders],
+        "tracks": {
+            "leader": [chain_entry(r, available) for r in leaders],
+            "safety": [chain_entry(r, available) for r in safety],
+        },
         "alerts": alerts,
         "deadlines": deadlines,
+        "duties_error": duties_error,
     }
 
 
@@ -677,9 +865,36 @@ def plan_report(
         "org_id": event.org_id,
         "incident_id": event.incident_id,
         "summary": summary,
-        "first_in_chain": 1,
         **plan,
+        "receipt": plan_receipt(event, plan["alerts"], directory, dispatcher.channels.available),
     }
+
+
+def plan_receipt(
+    event: IncidentEventV1,
+    alerts: list[NewAlert],
+    directory: Directory,
+    available: frozenset[str],
+) -> NewAlert | None:
+    """The reporter's receipt e-mail, where the directory knows their address and e-mail is
+    set up, unless they were alerted themselves (their alert already tells them). E-mail only:
+    a receipt is not worth an SMS in the night, nor a webhook to an on-call system."""
+    reporter = next((p for p in directory.people if p.id == event.actor.id), None)
+    if reporter is None or not reporter.email or "email" not in available:
+        return None
+    if any(a.person_id == reporter.id for a in alerts):
+        return None
+    return NewAlert(
+        id=receipts.receipt_id(event.incident_id, reporter.id),
+        org_id=event.org_id,
+        incident_id=event.incident_id,
+        kind=receipts.RECEIPT_KIND,
+        role="reporter",
+        person_id=reporter.id,
+        person_name=reporter.name,
+        contacts=[Contact("email", reporter.email)],
+        escalate_at=None,
+    )
 
 
 Handler = Callable[[bytes, dict[str, str]], Awaitable[None]]
@@ -701,9 +916,14 @@ def register(
                 f"nobody to alert for unit {event.data.get('unit_id')} in {event.org_id}"
             )
         # Recorded before the ack: if we die now, the redelivered report finds it planned, and
-        # the dispatcher delivers what was planned (exactly one e-mail per recipient).
+        # the dispatcher delivers what was planned: one alert per recipient, each delivered at
+        # least once (a crash between sending and recording resends it with the same
+        # Message-ID / SMS reference, see attempt_ref).
         await asyncio.to_thread(store.plan_report, **plan)
         dispatcher.wake()
+        if duties_error := plan["duties_error"]:
+            # The alerts are recorded and go out; the report is kept with the reason.
+            raise bus.PermanentError(duties_error)
 
     async def on_facts(body: bytes, _: dict[str, str]) -> None:
         event = IncidentEventV1.model_validate_json(body)
@@ -735,13 +955,16 @@ def register(
             event.org_id,
             event.incident_id,
             summary,
-            # Only the safety rep can be newly due (consent given later); the leaders' chain
+            # Only the safety reps can be newly due (consent given later); the leaders' chain
             # was settled by the report and is escalated from there.
-            [a for a in plan["alerts"] if a.role == "safety_rep"],
+            [a for a in plan["alerts"] if a.role in SAFETY_ROLES],
             plan["deadlines"],
             event.seq,
+            {"safety": plan["tracks"]["safety"]},
         )
         dispatcher.wake()
+        if plan["duties_error"]:
+            raise bus.PermanentError(plan["duties_error"])
 
     async def on_deadline_met(body: bytes, _: dict[str, str]) -> None:
         event = IncidentEventV1.model_validate_json(body)

@@ -16,7 +16,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from services.notify.domain import Directory
+from services.notify.domain import Directory, delivery
+from services.notify.domain.sms import phone_number
 from shared.clock import SYSTEM_CLOCK, Clock
 from shared.law import category_kind
 from shared.schemas import Actor, AlertFactV1
@@ -33,9 +34,18 @@ CREATE TABLE IF NOT EXISTS incidents (
   status TEXT NOT NULL,           -- open | acknowledged | closed
   created_at TEXT NOT NULL,
   PRIMARY KEY (org_id, incident_id));
+CREATE TABLE IF NOT EXISTS tracks (
+  -- One escalation chain per alerted role group: the leaders (nearest leader -> deputies -> the
+  -- leader above) and the safety reps (the unit's -> the main one). An acknowledgement by anyone
+  -- in a track ends that track only.
+  org_id TEXT NOT NULL, incident_id TEXT NOT NULL, track TEXT NOT NULL, -- leader | safety
+  chain TEXT NOT NULL,            -- the people of the track, in escalation order (JSON)
+  next_index INTEGER NOT NULL,    -- index in chain of the next person to escalate to
+  status TEXT NOT NULL,           -- open | acknowledged
+  PRIMARY KEY (org_id, incident_id, track));
 CREATE TABLE IF NOT EXISTS alerts (
   id TEXT PRIMARY KEY, org_id TEXT NOT NULL, incident_id TEXT NOT NULL,
-  kind TEXT NOT NULL,             -- alert | reminder
+  kind TEXT NOT NULL,             -- alert | reminder | receipt (services/notify/domain/receipt.py)
   role TEXT NOT NULL, person_id TEXT NOT NULL, person_name TEXT NOT NULL,
   contacts TEXT NOT NULL,         -- [[channel, address], ...] in the person's order
   channel TEXT,                   -- channel of the last attempt
@@ -47,14 +57,25 @@ CREATE TABLE IF NOT EXISTS alerts (
   deadline_id TEXT,               -- reminders: the duty they remind of
   body TEXT NOT NULL DEFAULT '{}',-- what the message says beyond the incident summary
   created_at TEXT NOT NULL, sent_at TEXT, acknowledged_at TEXT, acknowledged_by TEXT,
-  escalated_at TEXT, last_error TEXT);
+  escalated_at TEXT, last_error TEXT,
+  track TEXT);                    -- leader | safety for alerts (TRACK_OF); NULL otherwise
 CREATE INDEX IF NOT EXISTS alerts_by_incident ON alerts (org_id, incident_id);
 CREATE INDEX IF NOT EXISTS alerts_due ON alerts (next_attempt_at) WHERE next_attempt_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS alerts_escalation ON alerts (escalate_at) WHERE escalate_at IS NOT NULL;
+-- An SMS reply is matched among the alerts of the last ACK_LINK_DAYS (sms_alerts_to).
+CREATE INDEX IF NOT EXISTS alerts_recent ON alerts (created_at) WHERE kind = 'alert';
+-- Receipts waiting for the first round of alerts to be attempted (release_receipts).
+CREATE INDEX IF NOT EXISTS alerts_receipts_waiting ON alerts (org_id, incident_id)
+  WHERE kind = 'receipt' AND status = 'pending' AND next_attempt_at IS NULL;
 CREATE TABLE IF NOT EXISTS attempts (
   alert_id TEXT NOT NULL, n INTEGER NOT NULL, channel TEXT NOT NULL, started_at TEXT NOT NULL,
   finished_at TEXT NOT NULL, outcome TEXT NOT NULL, error TEXT,
   PRIMARY KEY (alert_id, n));
+CREATE TABLE IF NOT EXISTS ack_uses (
+  -- Every acknowledgement made, first or repeated: who (the alert's person) and when, and how.
+  alert_id TEXT NOT NULL, at TEXT NOT NULL, via TEXT NOT NULL,
+  outcome TEXT NOT NULL);         -- acknowledged | already_acknowledged
+CREATE INDEX IF NOT EXISTS ack_uses_by_alert ON ack_uses (alert_id);
 CREATE TABLE IF NOT EXISTS deadlines (
   org_id TEXT NOT NULL, incident_id TEXT NOT NULL, deadline_id TEXT NOT NULL,
   kind TEXT NOT NULL, title TEXT NOT NULL, legal_ref TEXT,
@@ -82,6 +103,12 @@ def new_deadlines_table() -> str:
 
 
 LEADER_ROLES = ("nearest_leader", "deputy", "leader")
+SAFETY_ROLES = ("safety_rep", "main_safety_rep")
+# Which escalation track an alerted role is in; HR is told, never escalated.
+TRACK_OF: dict[str, str] = {
+    **dict.fromkeys(LEADER_ROLES, "leader"),
+    **dict.fromkeys(SAFETY_ROLES, "safety"),
+}
 OPEN_STATUSES = ("pending", "sending")
 
 
@@ -182,11 +209,34 @@ class NotifyStore(SqliteStore):
         super().__init__(path, SCHEMA, rows_as_dicts=True)
         self.clock = clock
         self._migrate()
+        # The directory writes a number any way ("+47 900 00 002"); SQL compares one form.
+        self._db.create_function(
+            "phone_number",
+            1,
+            lambda raw: phone_number(raw) if isinstance(raw, str) else None,
+            deterministic=True,
+        )
 
     def _migrate(self) -> None:
         """Stores made before duties could be undated had due_at and remind_at NOT NULL; SQLite
-        cannot relax a column, so the table is rebuilt once, rows kept."""
+        cannot relax a column, so the table is rebuilt once, rows kept. Stores made before
+        escalation ran per track kept the leaders' chain on the incident: it becomes the
+        leader track, once."""
         with self._tx() as db:
+            if db.execute("PRAGMA user_version").fetchone()[0] < 1:
+                if "track" not in {r["name"] for r in db.execute("PRAGMA table_info(alerts)")}:
+                    db.execute("ALTER TABLE alerts ADD COLUMN track TEXT")
+                for role, track in TRACK_OF.items():
+                    db.execute(
+                        "UPDATE alerts SET track = ? WHERE kind = 'alert' AND role = ?",
+                        (track, role),
+                    )
+                db.execute(
+                    "INSERT OR IGNORE INTO tracks SELECT org_id, incident_id, 'leader', chain,"
+                    " next_in_chain, CASE status WHEN 'open' THEN 'open' ELSE 'acknowledged' END"
+                    " FROM incidents WHERE chain != '[]'"
+                )
+                db.execute("PRAGMA user_version = 1")
             strict = {r["name"] for r in db.execute("PRAGMA table_info(deadlines)") if r["notnull"]}
             if not strict & {"due_at", "remind_at"}:
                 return
@@ -227,33 +277,64 @@ class NotifyStore(SqliteStore):
         org_id: str,
         incident_id: str,
         summary: dict[str, Any],
-        chain: list[dict[str, Any]],
-        first_in_chain: int,
+        tracks: Mapping[str, list[dict[str, Any]]],
         alerts: Sequence[NewAlert],
         deadlines: Sequence[tuple[NewDeadline, OutboxFact]],
+        receipt: NewAlert | None = None,
+        duties_error: str | None = None,
     ) -> bool:
         """Record everything a report sets in motion, once: a redelivered report changes nothing.
 
-        Returns False when the report had already been planned.
+        `duties_error` says why no duties could be computed (the alerts go out regardless); it
+        is kept in the summary, beside the dead letter the report becomes.
+
+        `receipt` (the reporter's, services/notify/domain/receipt.py) is recorded waiting: the
+        dispatcher releases it once the first alerts were attempted (release_receipts).
+
+        `tracks` are the escalation chains by track; the first person of each is among
+        `alerts`. Returns False when the report had already been planned.
         """
         with self._tx() as db:
             created = db.execute(
-                "INSERT OR IGNORE INTO incidents VALUES (?, ?, ?, ?, ?, 'open', ?)",
+                "INSERT OR IGNORE INTO incidents VALUES (?, ?, ?, '[]', 0, 'open', ?)",
                 (
                     org_id,
                     incident_id,
-                    json.dumps(summary, ensure_ascii=False),
-                    json.dumps(chain, ensure_ascii=False),
-                    first_in_chain,
+                    json.dumps(
+                        {**summary, "duties_error": duties_error} if duties_error else summary,
+                        ensure_ascii=False,
+                    ),
                     ts(self.clock.now()),
                 ),
             ).rowcount
             if not created:
                 return False
+            self._insert_tracks(db, org_id, incident_id, tracks)
             for alert in alerts:
                 self._insert_alert(db, alert)
+            if receipt is not None:
+                self._insert_alert(db, receipt)
+                db.execute(
+                    "UPDATE alerts SET next_attempt_at = NULL WHERE id = ? AND attempts = 0",
+                    (receipt.id,),
+                )
             self._insert_deadlines(db, org_id, incident_id, deadlines)
         return True
+
+    def _insert_tracks(
+        self,
+        db: sqlite3.Connection,
+        org_id: str,
+        incident_id: str,
+        tracks: Mapping[str, list[dict[str, Any]]],
+    ) -> None:
+        """Each track once, its first person alerted already: a track set keeps its place."""
+        for track, chain in tracks.items():
+            if chain:
+                db.execute(
+                    "INSERT OR IGNORE INTO tracks VALUES (?, ?, ?, ?, 1, 'open')",
+                    (org_id, incident_id, track, json.dumps(chain, ensure_ascii=False)),
+                )
 
     def _insert_deadlines(
         self,
@@ -300,6 +381,7 @@ class NotifyStore(SqliteStore):
         alerts: Sequence[NewAlert],
         deadlines: Sequence[tuple[NewDeadline, OutboxFact]],
         seq: int,
+        tracks: Mapping[str, list[dict[str, Any]]] | None = None,
     ) -> bool:
         """Record a later facts entry (`summary` holds it under `facts_entries`, by its seq),
         and the alerts and duties it newly starts. Each entry is applied once: a redelivered one
@@ -315,6 +397,7 @@ class NotifyStore(SqliteStore):
                 "UPDATE incidents SET summary = ? WHERE org_id = ? AND incident_id = ?",
                 (json.dumps(summary, ensure_ascii=False), org_id, incident_id),
             )
+            self._insert_tracks(db, org_id, incident_id, tracks or {})
             for alert in alerts:
                 self._insert_alert(db, alert)
             self._insert_deadlines(db, org_id, incident_id, deadlines)
@@ -325,12 +408,14 @@ class NotifyStore(SqliteStore):
         db.execute(
             "INSERT OR IGNORE INTO alerts (id, org_id, incident_id, kind, role, person_id,"
             " person_name, contacts, status, attempts, next_attempt_at, escalate_at, deadline_id,"
-            " body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?)",
+            " body, created_at, track)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?, ?)",
             (
                 a.id, a.org_id, a.incident_id, a.kind, a.role, a.person_id, a.person_name,
                 _contacts_json(a.contacts), ts(at),
                 ts(a.escalate_at) if a.escalate_at else None, a.deadline_id,
                 json.dumps(a.body, ensure_ascii=False), ts(at),
+                TRACK_OF.get(a.role) if a.kind == "alert" else None,
             ),
         )  # fmt: skip
 
@@ -342,6 +427,20 @@ class NotifyStore(SqliteStore):
             )
 
     # --- delivery -------------------------------------------------------------------------
+
+    def release_receipts(self, at: datetime) -> int:
+        """Make due each waiting receipt whose incident has no alert left untried (each was
+        attempted, delivered or not, or acknowledged or cancelled before): the receipt can then
+        say which channel reached whom. Only receipts wait here; no alert ever waits on one."""
+        with self._tx() as db:
+            return db.execute(
+                "UPDATE alerts SET next_attempt_at = ? WHERE kind = 'receipt'"
+                " AND status = 'pending' AND next_attempt_at IS NULL AND NOT EXISTS ("
+                " SELECT 1 FROM alerts a WHERE a.org_id = alerts.org_id"
+                " AND a.incident_id = alerts.incident_id AND a.kind = 'alert'"
+                " AND a.attempts = 0 AND a.status IN ('pending', 'sending'))",
+                (ts(at),),
+            ).rowcount
 
     def release_claims(self) -> int:
         """After a restart: deliveries that were in flight when the process died are retried."""
@@ -403,7 +502,9 @@ class NotifyStore(SqliteStore):
                 "INSERT OR REPLACE INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     alert.id, n, channel, ts(started_at), ts(at),
-                    "failed" if error else "delivered", error,
+                    # The log channel reaches nobody: recorded, never "delivered".
+                    "failed" if error else ("not_sent" if channel == "log" else "delivered"),
+                    error,
                 ),
             )  # fmt: skip
             if error is None:
@@ -435,34 +536,52 @@ class NotifyStore(SqliteStore):
         next_alert: Callable[[dict[str, Any], dict[str, Any], datetime], NewAlert],
         facts_for: Callable[[Escalation], list[OutboxFact]],
     ) -> list[Escalation]:
-        """Escalate every leader alert whose window passed without an acknowledgement.
+        """Escalate every alert whose window passed without an acknowledgement in its track.
 
-        `next_alert(incident_row, chain_entry, at)` builds the next person's alert and
+        `next_alert(alert_row, chain_entry, escalate_at)` builds the next person's alert and
         `facts_for(escalation)` the facts to publish; both are pure, passed in by the dispatcher.
+        The time is read inside the transaction: an acknowledgement committed before it stops
+        the escalation, one committed after it is recorded later than it, so the log can never
+        show an escalation after an acknowledgement.
         """
         done: list[Escalation] = []
         with self._tx() as db:
+            at = max(at, self.clock.now())
             rows = db.execute(
-                "SELECT a.*, i.chain, i.next_in_chain, i.status AS incident_status, i.summary"
+                "SELECT a.*, i.status AS incident_status, i.summary, t.track, t.chain,"
+                " t.next_index, t.status AS track_status"
                 " FROM alerts a JOIN incidents i"
                 " ON i.org_id = a.org_id AND i.incident_id = a.incident_id"
+                " LEFT JOIN tracks t ON t.org_id = a.org_id AND t.incident_id = a.incident_id"
+                " AND t.track = a.track"
                 " WHERE a.escalate_at IS NOT NULL AND a.escalate_at <= ? ORDER BY a.escalate_at",
                 (ts(at),),
             ).fetchall()
             for row in rows:
-                if row["incident_status"] != "open":
+                if (
+                    row["incident_status"] == "closed"
+                    or row["track"] is None
+                    or row["track_status"] != "open"
+                    or row["acknowledged_at"] is not None
+                ):
                     db.execute("UPDATE alerts SET escalate_at = NULL WHERE id = ?", (row["id"],))
                     continue
-                chain = json.loads(row["chain"])
-                index = row["next_in_chain"]
+                # Read again: an earlier row of this loop may have moved the same track on.
+                track = db.execute(
+                    "SELECT chain, next_index FROM tracks"
+                    " WHERE org_id = ? AND incident_id = ? AND track = ?",
+                    (row["org_id"], row["incident_id"], row["track"]),
+                ).fetchone()
+                chain = json.loads(track["chain"])
+                index = track["next_index"]
                 to_alert: NewAlert | None = None
                 if index < len(chain):
                     to_alert = next_alert(dict(row), chain[index], at + window)
                     self._insert_alert(db, to_alert)
                     db.execute(
-                        "UPDATE incidents SET next_in_chain = ?"
-                        " WHERE org_id = ? AND incident_id = ?",
-                        (index + 1, row["org_id"], row["incident_id"]),
+                        "UPDATE tracks SET next_index = ?"
+                        " WHERE org_id = ? AND incident_id = ? AND track = ?",
+                        (index + 1, row["org_id"], row["incident_id"], row["track"]),
                     )
                 status = "escalated" if to_alert else "unanswered"
                 # An alert not yet delivered keeps being tried: escalating adds a person, it
@@ -492,19 +611,56 @@ class NotifyStore(SqliteStore):
             row = self._db.execute("SELECT * FROM alerts WHERE id = ?", (alert_id,)).fetchone()
         return dict(row) if row else None
 
-    def acknowledge(
-        self, org_id: str, alert_id: str, at: datetime, fact: OutboxFact
-    ) -> dict[str, Any] | None:
-        """Record the acknowledgement once; a leader's stops the escalation of the incident.
+    def sms_alerts_to(self, number: str, since: datetime, limit: int = 50) -> list[dict[str, Any]]:
+        """The alerts created since `since` that were sent (an attempt made) by SMS to `number`
+        (E.164, as services.notify.domain.sms.phone_number gives it), newest first.
 
+        In every organisation: an SMS reply says only which number it came from. For SMS replies
+        only, where the code in the text says which of these alerts is meant.
+        """
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, org_id, incident_id, person_id, acknowledged_at FROM alerts a"
+                " WHERE kind = 'alert' AND created_at >= ?"
+                " AND EXISTS (SELECT 1 FROM json_each(a.contacts) c"
+                "  WHERE json_extract(c.value, '$[0]') = 'sms'"
+                "  AND phone_number(json_extract(c.value, '$[1]')) = ?)"
+                " AND EXISTS (SELECT 1 FROM attempts t WHERE t.alert_id = a.id"
+                "  AND t.channel = 'sms')"
+                " ORDER BY created_at DESC, id LIMIT ?",
+                (ts(since), number, limit),
+            ).fetchall()
+        return [dict(r) for r in rows]
+
+    def acknowledge(
+        self,
+        org_id: str,
+        alert_id: str,
+        via: str,
+        fact_for: Callable[[dict[str, Any], datetime], OutboxFact],
+    ) -> dict[str, Any] | None:
+        """Record the acknowledgement once; it ends the escalation of the person's track (the
+        leaders, or the safety reps), not the other's.
+
+        Every use is kept (a second tap on the link, a repeated SMS reply), so the alert shows
+        who acknowledged when and how, and that a later use changed nothing. The time is read
+        inside the transaction (see escalate_due). `fact_for(alert_row, at)` builds the fact.
         Returns the alert as it is now, or None if it does not exist in the organisation.
         """
         with self._tx() as db:
+            at = self.clock.now()
             row = db.execute(
                 "SELECT * FROM alerts WHERE org_id = ? AND id = ?", (org_id, alert_id)
             ).fetchone()
             if row is None:
                 return None
+            db.execute(
+                "INSERT INTO ack_uses VALUES (?, ?, ?, ?)",
+                (
+                    alert_id, ts(at), via,
+                    "acknowledged" if row["acknowledged_at"] is None else "already_acknowledged",
+                ),
+            )  # fmt: skip
             if row["acknowledged_at"] is None:
                 db.execute(
                     "UPDATE alerts SET acknowledged_at = ?, acknowledged_by = ?,"
@@ -512,22 +668,29 @@ class NotifyStore(SqliteStore):
                     " WHERE id = ?",
                     (ts(at), row["person_id"], alert_id),
                 )
-                if row["role"] in LEADER_ROLES:
-                    # Someone responsible has answered: nobody else in the chain is alerted.
+                track = row["track"]
+                if track is not None:
+                    # Someone in the track has answered: nobody else in it is alerted.
                     db.execute(
-                        "UPDATE incidents SET status = 'acknowledged'"
-                        " WHERE org_id = ? AND incident_id = ? AND status = 'open'",
-                        (org_id, row["incident_id"]),
+                        "UPDATE tracks SET status = 'acknowledged'"
+                        " WHERE org_id = ? AND incident_id = ? AND track = ?",
+                        (org_id, row["incident_id"], track),
                     )
                     db.execute(
                         "UPDATE alerts SET escalate_at = NULL, next_attempt_at = NULL,"
                         " status = CASE WHEN status IN ('pending', 'sending') THEN 'cancelled'"
                         " ELSE status END"
-                        " WHERE org_id = ? AND incident_id = ? AND kind = 'alert' AND role IN"
-                        " ('nearest_leader', 'deputy', 'leader') AND id != ?",
-                        (org_id, row["incident_id"], alert_id),
+                        " WHERE org_id = ? AND incident_id = ? AND kind = 'alert'"
+                        " AND track = ? AND id != ?",
+                        (org_id, row["incident_id"], track, alert_id),
                     )
-                self._insert_facts(db, [fact])
+                if track == "leader":
+                    db.execute(
+                        "UPDATE incidents SET status = 'acknowledged'"
+                        " WHERE org_id = ? AND incident_id = ? AND status = 'open'",
+                        (org_id, row["incident_id"]),
+                    )
+                self._insert_facts(db, [fact_for(dict(row), at)])
             updated = db.execute("SELECT * FROM alerts WHERE id = ?", (alert_id,)).fetchone()
         return dict(updated)
 
@@ -640,6 +803,14 @@ class NotifyStore(SqliteStore):
                     for a in self._db.execute(
                         "SELECT n, channel, started_at, finished_at, outcome, error"
                         " FROM attempts WHERE alert_id = ? ORDER BY n",
+                        (row["id"],),
+                    )
+                ]
+                row["delivery"] = delivery(row)
+                row["ack_log"] = [
+                    dict(a)
+                    for a in self._db.execute(
+                        "SELECT at, via, outcome FROM ack_uses WHERE alert_id = ? ORDER BY rowid",
                         (row["id"],),
                     )
                 ]

@@ -39,8 +39,8 @@ async def test_every_link_in_the_alert_opens_and_leads_to_the_logged_measure(
             await page.goto(f"{base}/meld")
             await page.get_by_label("Hva skjedde?").fill(TITLE)
             await page.get_by_test_id("report-submit").click()
-            await page.wait_for_url(re.compile(r"/hendelser/[0-9a-f-]{36}$"))
-            incident_id = page.url.rsplit("/", 1)[1]
+            await page.wait_for_url(re.compile(r"/hendelser/[0-9a-f-]{36}/kvittering$"))
+            incident_id = page.url.split("/")[-2]
             await reporter.close()
 
             # The leader's e-mail: its links point at this origin (`up --port N`), not at 8000.

@@ -83,8 +83,11 @@ async def test_violence_report_is_mailed_escalated_and_acknowledged(
     first = mail.to(LEADER)[0]
     text = body(first)
     # What kind of incident and where; what the reporter wrote is read after logging in.
+    # Category, unit, when (without the year) and what to do, before a phone cuts it off.
+    year = f" {occurred.astimezone(ZoneInfo('Europe/Oslo')).year}"
     assert first["Subject"] == (
-        "Varsel fra kriselogg: Trusselsituasjoner: Fysisk vold mot ansatte, Hjemmetjenesten nord"
+        "Varsel: Trusselsituasjoner: Fysisk vold mot ansatte, Hjemmetjenesten nord, "
+        f"{norwegian(occurred).replace(year, '')} – bekreft at du har sett det"
     )
     assert str(REPORT["title"]) not in text
     assert "Hei Lise Nord" in text and "nærmeste leder" in text
@@ -93,7 +96,9 @@ async def test_violence_report_is_mailed_escalated_and_acknowledged(
     assert "Meldt av: Ali Ansatt" in text  # who reported
     assert f"http://kriselogg/hendelser/{incident_id}" in text  # the portal page
     assert "neste leder" in text  # she is told what happens without an answer
-    assert "neste leder" not in body(mail.to(SAFETY_REP)[0])  # the safety rep is not escalated
+    # The safety rep is escalated along her own track, to the main safety rep, not to leaders.
+    assert "neste leder" not in body(mail.to(SAFETY_REP)[0])
+    assert "hovedverneombudet" in body(mail.to(SAFETY_REP)[0])
 
     # Replacing the directory does not lose the alerts in flight.
     put = await stack.client.put(
@@ -120,9 +125,20 @@ async def test_violence_report_is_mailed_escalated_and_acknowledged(
     # ... and the button acknowledges.
     done = await stack.client.post(f"{path}-link", data=params)
     assert done.status_code == 200 and "bekreftet" in done.text
-    # Tapped again (or the form replayed): the same answer, the first acknowledgement stands.
+    # Tapped again (or the form replayed, or opened again): single use, the first
+    # acknowledgement stands, and each use is kept with how and when.
     again = await stack.client.post(f"{path}-link", data=params)
-    assert again.status_code == 200 and again.text == done.text
+    assert again.status_code == 200 and "Lenken er allerede brukt" in again.text
+    reopened = await stack.client.get(link)
+    assert "Lenken er allerede brukt" in reopened.text and "<button" not in reopened.text
+    alerts = await stack.client.get(
+        "/api/v1/alerts", params={"incident_id": incident_id}, headers=stack.auth()
+    )
+    uses = next(a for a in alerts.json() if a["person_id"] == "p-ln2")["ack_log"]
+    assert [(u["via"], u["outcome"]) for u in uses] == [
+        ("lenke", "acknowledged"),
+        ("lenke", "already_acknowledged"),
+    ]
     # An altered link is refused with a page a tired person understands, in Norwegian.
     altered = await stack.client.get(link.replace(params["sig"], params["sig"][::-1]))
     assert altered.status_code == 404 and "Lenken virker ikke" in altered.text
@@ -139,8 +155,9 @@ async def test_violence_report_is_mailed_escalated_and_acknowledged(
             "/api/v1/alerts", params={"incident_id": incident_id}, headers=stack.auth()
         )
     ).json()
+    # The safety rep's own track went on to the main safety rep (nobody in it answered).
     assert sorted(a["person_id"] for a in listed if a["kind"] == "alert") == [
-        "p-ln", "p-ln2", "p-vo",
+        "p-hvo", "p-ln", "p-ln2", "p-vo",
     ]  # fmt: skip
     assert all(a["escalate_at"] is None for a in listed)
 
@@ -155,13 +172,18 @@ async def test_violence_report_is_mailed_escalated_and_acknowledged(
         if e["type"] in ("RecipientAlerted", "AlertEscalated", "AlertAcknowledged")
     ]
     assert sorted(story[:2]) == [("RecipientAlerted", "p-ln"), ("RecipientAlerted", "p-vo")]
-    assert story[2:] == [
+    leaders = [(kind, who) for kind, who in story[2:] if who in ("p-ln", "p-ln2")]
+    assert leaders == [
         ("AlertEscalated", "p-ln"),
         ("RecipientAlerted", "p-ln2"),
         ("AlertAcknowledged", "p-ln2"),
     ]
+    reps = [(kind, who) for kind, who in story[2:] if who in ("p-vo", "p-hvo")]
+    assert reps[:2] == [("AlertEscalated", "p-vo"), ("RecipientAlerted", "p-hvo")]
     escalated = next(e for e in events if e["type"] == "AlertEscalated")
     assert "Ingen bekreftelse" in escalated["data"]["reason"]
+    acknowledged = next(e for e in events if e["type"] == "AlertAcknowledged")
+    assert acknowledged["data"]["via"] == "lenke"  # the log says how, not only when
     deadlines = [e["data"] for e in events if e["type"] == "DeadlineSet"]
     kinds = {d["deadline_id"]: d["kind"] for d in deadlines}
     assert kinds == {
@@ -226,6 +248,13 @@ async def test_smtp_down_is_retried_and_delivered_when_it_is_back(
         incident_id = (await stack.report())["id"]
         # Two recipients, each tried at least three times while the server is down.
         await down.wait_for_connections(6)
+        # While it is down, the alerts say so: failed, with the server's reason, not "sent".
+        during = (
+            await stack.client.get(
+                "/api/v1/alerts", params={"incident_id": incident_id}, headers=stack.auth()
+            )
+        ).json()
+        assert {a["delivery"] for a in during if a["kind"] == "alert"} == {"failed"}
         await down.stop()
         mail = MailSink(port).start()
         try:
@@ -239,12 +268,13 @@ async def test_smtp_down_is_retried_and_delivered_when_it_is_back(
         finally:
             mail.stop()
     assert len(mail.to(LEADER)) == 1 and len(mail.to(SAFETY_REP)) == 1
-    for alert in listed:
+    for alert in (a for a in listed if a["kind"] == "alert"):
         log = alert["attempt_log"]
         assert [a["outcome"] for a in log][-1] == "delivered"
         assert {a["outcome"] for a in log[:-1]} == {"failed"} and len(log) >= 3
         assert all("421" in a["error"] or "Service not available" in a["error"] for a in log[:-1])
         assert alert["status"] == "sent" and alert["attempts"] == len(log)
+        assert alert["delivery"] == "sent"
 
 
 async def test_notify_killed_before_delivering_sends_exactly_one_mail_each(
@@ -303,7 +333,15 @@ async def test_notify_killed_before_delivering_sends_exactly_one_mail_each(
                 mail.stop()
         finally:
             stop(proc)
-    assert sorted(m["To"] for m in mail.messages) == sorted([LEADER, SAFETY_REP])
+    # The reporter's receipt (issue 15) is not an alert, and may or may not have gone yet.
+    alerted = [m["To"] for m in mail.messages if m["To"] != "ali.ansatt@demo.example"]
+    assert sorted(alerted) == sorted([LEADER, SAFETY_REP])
+    # Each is the resend of the attempt that hung when notify died, and says so: the same
+    # Message-ID that attempt had, so a mail system or reader can tell a repeat.
+    resent = [m for m in mail.messages if m["To"] in (LEADER, SAFETY_REP)]
+    assert [m["Message-ID"] for m in resent] == [
+        f"<{m['X-Kriselogg-Alert']}.1@kriselogg>" for m in resent
+    ]
 
 
 @pytest.fixture(autouse=True)

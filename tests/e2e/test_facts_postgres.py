@@ -33,6 +33,7 @@ from tests.support import Stack, running_stack
 SCHOOL_LEADER = "p-os"  # leader of u-skole
 DIRECTOR = "p-kd"  # leader of the top unit, the last one in u-skole's chain
 SCHOOL_SAFETY_REP = "p-vo-s"  # u-skole's verneombud
+MAIN_SAFETY_REP = "p-hvo"  # the organisation's hovedverneombud
 FACTS = ("RecipientAlerted", "AlertEscalated", "AlertAcknowledged", "DocumentIssued")
 
 Events = dict[str, list[dict[str, Any]]]
@@ -76,9 +77,13 @@ async def test_notify_and_documents_facts_are_logged_once_in_postgres(stack: Sta
     incident_id = (await stack.report(unit_id="u-skole", affected=[]))["id"]
     await stack.settle(incident_id)  # both first alerts and every deadline are in the log
 
-    # Nobody answers: the school leader's alert escalates to the director, and his to nobody.
+    # Nobody answers: the school leader's alert escalates to the director, and his to nobody;
+    # the safety rep's, along her own track, to the main safety rep, and hers to nobody.
     await stack.alerts.wait_for_events(
-        lambda seen: has(seen[incident_id], "AlertEscalated", DIRECTOR)
+        lambda seen: (
+            has(seen[incident_id], "AlertEscalated", DIRECTOR)
+            and has(seen[incident_id], "AlertEscalated", MAIN_SAFETY_REP)
+        )
     )
 
     # The safety rep acknowledges, twice; the second changes nothing.
@@ -107,6 +112,9 @@ async def test_notify_and_documents_facts_are_logged_once_in_postgres(stack: Sta
         ("AlertEscalated", SCHOOL_LEADER): 1,
         ("RecipientAlerted", DIRECTOR): 1,
         ("AlertEscalated", DIRECTOR): 1,
+        ("AlertEscalated", SCHOOL_SAFETY_REP): 1,
+        ("RecipientAlerted", MAIN_SAFETY_REP): 1,
+        ("AlertEscalated", MAIN_SAFETY_REP): 1,
         ("AlertAcknowledged", SCHOOL_SAFETY_REP): 1,
         ("DocumentIssued", None): 1,
     }

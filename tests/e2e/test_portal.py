@@ -158,6 +158,11 @@ async def test_report_alert_measures_replay_and_download_in_chromium(
             await injury.get_by_label("Ja").check()
             await page.get_by_test_id("fact-serious_injury").get_by_label("Nei").check()
             await page.get_by_test_id("report-submit").click()
+            # The receipt first (issue 15): the report was sent, and who was alerted.
+            await page.wait_for_url(re.compile(r"/hendelser/[0-9a-f-]{36}/kvittering$"))
+            await expect(page.get_by_test_id("receipt-title")).to_have_text("Meldingen er sendt")
+            await browser.check("kvittering", screenshots=False)
+            await page.get_by_test_id("receipt-incident-link").click()
             await page.wait_for_url(re.compile(r"/hendelser/[0-9a-f-]{36}$"))
             incident_url = page.url
             await expect(page.get_by_test_id("incident-title")).to_have_text(TITLE)

@@ -135,6 +135,14 @@ async def test_the_incident_page_says_so_when_nobody_could_be_reached(stack: Sta
     assert 'data-testid="nobody-reached"' in page.text and "Ring nærmeste leder" in page.text
     assert "Ikke sendt – ingen kanal satt opp" in page.text
     assert "· sendt" not in page.text
+    # Each attempt is listed with its outcome, and none of them reads "sendt".
+    assert page.text.count('data-outcome="not_sent"') == 2
+    assert 'data-outcome="delivered"' not in page.text
+    api = await stack.client.get(
+        "/api/v1/alerts", params={"incident_id": incident_id}, headers=stack.auth()
+    )
+    assert {(a["delivery"], a["attempt_log"][0]["outcome"]) for a in api.json()
+            if a["kind"] == "alert"} == {("no_channel", "not_sent")}  # fmt: skip
 
 
 async def test_the_admin_page_warns_while_no_channel_can_reach_anyone(

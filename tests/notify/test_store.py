@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ def plan(store: NotifyStore, remind_at: datetime = T0 + timedelta(days=1)) -> bo
         contacts=[Contact("email", "lise@x.example")], remind_at=remind_at,
     )  # fmt: skip
     return store.plan_report(
-        "demo", "i-1", {"title": "Slått"}, CHAIN, 1,
+        "demo", "i-1", {"title": "Slått"}, {"leader": CHAIN},
         [leader_alert(CHAIN[0], T0 + WINDOW)],
         [(deadline, OutboxFact("i-1:deadline:oppfolging-en-uke", "demo", "s.deadline", "{}"))],
     )  # fmt: skip
@@ -96,14 +97,17 @@ def test_escalation_timer_survives_a_restart_and_fires_once(tmp_path: Path) -> N
 
 
 def test_a_leaders_acknowledgement_stops_the_escalation(tmp_path: Path) -> None:
-    store = NotifyStore(tmp_path / "n.sqlite", ManualClock(T0))
+    clock = ManualClock(T0)
+    store = NotifyStore(tmp_path / "n.sqlite", clock)
     plan(store)
-    alert = store.alert("demo", "a-p-ln")
-    assert alert is not None
-    fact = alert_fact("AlertAcknowledged", alert, "s.alert", T0)
-    acked = store.acknowledge("demo", "a-p-ln", T0 + timedelta(minutes=3), fact)
+    clock.advance(timedelta(minutes=3))
+
+    def fact(row: dict[str, Any], at: datetime) -> OutboxFact:
+        return alert_fact("AlertAcknowledged", row, "s.alert", at, via="kriselogg")
+
+    acked = store.acknowledge("demo", "a-p-ln", "kriselogg", fact)
     assert acked is not None and acked["status"] == "acknowledged"
-    assert store.acknowledge("other", "a-p-ln", T0, fact) is None  # another organisation
+    assert store.acknowledge("other", "a-p-ln", "kriselogg", fact) is None  # another org
     assert escalate(store, T0 + 2 * WINDOW) == []
 
 
@@ -159,3 +163,61 @@ def test_deliveries_in_flight_when_the_process_died_are_taken_again(tmp_path: Pa
     reopened = NotifyStore(tmp_path / "n.sqlite", ManualClock(T0))
     assert reopened.release_claims() == 1
     assert [a.id for a in reopened.claim_due(datetime.now(UTC), timedelta(minutes=5))] == ["a-p-ln"]
+
+
+SAFETY: list[dict[str, Any]] = [
+    {"person_id": "p-vo", "name": "Vera Verneombud", "role": "safety_rep", "unit_id": "u-nord",
+     "contacts": [["email", "vera@x.example"]]},
+    {"person_id": "p-hvo", "name": "Hege Hovedverneombud", "role": "main_safety_rep",
+     "unit_id": None, "contacts": [["email", "hege@x.example"]]},
+]  # fmt: skip
+
+
+def test_each_track_escalates_until_someone_in_it_acknowledges(tmp_path: Path) -> None:
+    """The leader's answer does not answer for the safety rep, nor the other way round."""
+    clock = ManualClock(T0)
+    store = NotifyStore(tmp_path / "n.sqlite", clock)
+    store.plan_report(
+        "demo", "i-1", {}, {"leader": CHAIN, "safety": SAFETY},
+        [leader_alert(CHAIN[0], T0 + WINDOW), leader_alert(SAFETY[0], T0 + WINDOW)], [],
+    )  # fmt: skip
+
+    def fact(row: dict[str, Any], at: datetime) -> OutboxFact:
+        return alert_fact("AlertAcknowledged", row, "s.alert", at, via="lenke")
+
+    clock.advance(timedelta(minutes=1))
+    store.acknowledge("demo", "a-p-ln", "lenke", fact)
+    done = escalate(store, T0 + WINDOW)
+    # Only the safety rep's track goes on, to the main safety rep.
+    assert [(e.from_alert["person_id"], e.to_alert and e.to_alert.person_id) for e in done] == [
+        ("p-vo", "p-hvo")
+    ]
+    clock.advance(WINDOW)
+    store.acknowledge("demo", "a-p-hvo", "sms", fact)
+    assert escalate(store, T0 + 3 * WINDOW) == []
+    alerts = {a["person_id"]: a for a in store.alerts("demo", "i-1")}
+    assert {p: a["status"] for p, a in alerts.items()} == {
+        "p-ln": "acknowledged", "p-vo": "cancelled", "p-hvo": "acknowledged",
+    }  # fmt: skip
+    assert alerts["p-vo"]["escalated_at"] is not None
+
+
+def test_a_store_from_before_tracks_keeps_escalating_its_leaders(tmp_path: Path) -> None:
+    """An incident planned by the previous version (its chain on the incident row, alerts with
+    no track) is escalated on after the upgrade."""
+    path = tmp_path / "n.sqlite"
+    store = NotifyStore(path, ManualClock(T0))
+    with store._tx() as tx:
+        store._insert_alert(tx, leader_alert(CHAIN[0], T0 + WINDOW))
+    store.close()
+    db = sqlite3.connect(path, isolation_level=None)  # make it what the previous version left
+    db.execute("ALTER TABLE alerts DROP COLUMN track")
+    db.execute("DROP TABLE tracks")
+    db.execute(
+        "INSERT INTO incidents VALUES ('demo', 'i-1', '{}', ?, 1, 'open', ?)",
+        (json.dumps(CHAIN), T0.isoformat()),
+    )
+    db.execute("PRAGMA user_version = 0")
+    db.close()
+    done = escalate(NotifyStore(path, ManualClock(T0)), T0 + WINDOW)
+    assert [e.to_alert and e.to_alert.person_id for e in done] == ["p-ln2"]

@@ -593,6 +593,24 @@ def reminder_at(set_at: datetime, due_at: datetime) -> datetime:
     return max(due_at - min(timedelta(hours=24), span / 2), set_at).astimezone(UTC)
 
 
+# --- delivery, as people are told it -------------------------------------------------------
+
+Delivery = Literal["sent", "no_channel", "pending", "failed", "cancelled"]
+
+
+def delivery(alert: Mapping[str, Any]) -> Delivery:
+    """The honest state of one alert (a row of the alerts table): `sent` only when an SMTP
+    server, SMS gateway or webhook accepted it; `no_channel` when it could only be recorded
+    (the log channel: nobody was told); `failed` while attempts have failed and none succeeded."""
+    if alert.get("sent_at"):
+        return "no_channel" if alert.get("channel") == "log" else "sent"
+    if alert.get("status") == "cancelled":
+        return "cancelled"
+    if alert.get("attempts"):
+        return "failed"
+    return "pending"
+
+
 # --- links people click: acknowledgement links are signed, never guessable ----------------
 
 
