@@ -110,6 +110,14 @@ async def test_violence_report_is_mailed_escalated_and_acknowledged(
     await mail.wait_for(lambda m: DEPUTY in {x["To"] for x in m}, timeout=ESCALATION_SECONDS + 15)
     deputy_mail = mail.to(DEPUTY)[0]
     assert "stedfortreder" in body(deputy_mail)
+    # The story below is told in log order: let notify record the delivery it just made before
+    # the deputy answers (a tap within milliseconds of the SMTP accept could be logged first).
+    await stack.alerts.wait_for_events(
+        lambda seen: any(
+            e["type"] == "RecipientAlerted" and e["data"]["recipient"]["id"] == "p-ln2"
+            for e in seen[incident_id]
+        )
+    )
 
     # The deputy acknowledges with the signed link: the GET only shows a button ...
     link = ack_link(deputy_mail).replace("http://kriselogg", "")
