@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import httpx
 from fastapi import FastAPI
 
-from services.content import api
+from services.content import api, login, portal
 from services.content.settings import ContentSettings
 from services.content.store import LocalStore, load_catalogue
 from shared.apidocs import install_docs
@@ -41,7 +41,7 @@ def create_app(settings: ContentSettings | None = None, clock: Clock = SYSTEM_CL
             yield
         finally:
             await http.aclose()
-            await api.close_client(app)
+            await portal.close_client(app)
             local.close()
 
     async def store_ready() -> bool:
@@ -62,7 +62,7 @@ def create_app(settings: ContentSettings | None = None, clock: Clock = SYSTEM_CL
     # `kriselogg up` with its demo sets this list; nothing else ever does.
     app.state.dev_people = None
     app.include_router(
-        api.auth_router(
+        login.auth_router(
             oidc,
             key,
             secure_cookies=settings.public_url.startswith("https://"),
@@ -74,7 +74,7 @@ def create_app(settings: ContentSettings | None = None, clock: Clock = SYSTEM_CL
     app.state.api_transport = None
     app.state.api_url = settings.api_url
     app.include_router(
-        api.portal_router(
+        portal.portal_router(
             app,
             key,
             oidc_configured=oidc is not None,
@@ -83,5 +83,5 @@ def create_app(settings: ContentSettings | None = None, clock: Clock = SYSTEM_CL
             clock=clock,
         )
     )
-    api.mount_static(app)
+    portal.mount_static(app)
     return app
