@@ -65,6 +65,8 @@ from common import (
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
+from services.content.sessions import SESSION_COOKIE
+from services.content.store import LocalStore
 from shared.auth import signing_key
 from shared.infra import EmbeddedNats, free_port
 from shared.settings import Settings
@@ -189,12 +191,23 @@ class MailResult:
     incidents: list[str]
 
 
+def portal_session(data_dir: Path, jwt: str) -> dict[str, str]:
+    """The leader's browser after the login: a portal session in the instance's content store
+    (services.content.sessions), its cookie as the header."""
+    store = LocalStore(data_dir / "content" / "content.sqlite")
+    try:
+        session = store.open_session(jwt, time.time() + 12 * 3600)
+    finally:
+        store.close()
+    return {"Cookie": f"{SESSION_COOKIE}={session}"}
+
+
 async def report_to_mail(
     client: httpx.AsyncClient,
     nc: NatsClient | None,
     sink: Sink,
     token: str,
-    leader_jwt: str,
+    portal: dict[str, str],
     warmup: int,
     count: int,
 ) -> MailResult:
@@ -211,8 +224,6 @@ async def report_to_mail(
         page=Row("report sent -> e-mail -> its link followed -> incident page (200)", bold=True),
         incidents=[],
     )
-    # The leader follows the link logged in (the portal's cookie), as after the login.
-    portal = {"Cookie": f"kriselogg_token={leader_jwt}"}
     try:
         for i in range(warmup + count):
             body = report_body(i)
@@ -403,9 +414,9 @@ async def run(workdir: Path, warmup: int, count: int) -> Outcome:
                     nc = await nats.connect(bus_url, name="kriselogg-bench", allow_reconnect=False)
                 try:
                     key = signing_key(Settings(data_dir=server.data_dir, secret_key=None))
-                    mails = await report_to_mail(
-                        client, nc, sink, token, leader_token(key), warmup, count
-                    )
+                    # The leader follows the link logged in, as after the login.
+                    portal = portal_session(server.data_dir, leader_token(key))
+                    mails = await report_to_mail(client, nc, sink, token, portal, warmup, count)
                     await asyncio.sleep(SETTLE_SECONDS)
                     notes += stray_mails(sink, mails.incidents)
                     smtp_arrived, smtp_returned = await floor_smtp(sink, smtp_port, warmup, count)

@@ -66,6 +66,8 @@ DEMO_LOGINS = (
     ("p-ansatt", "Ali Ansatt", ["reporter"], "employee who reports"),
     ("p-vo", "Vera Verneombud", ["safety_rep"], "safety representative"),
     ("p-admin", "Astrid Admin", ["admin"], "administrator"),
+    ("p-hr", "Per Personal", ["hr"], "HR adviser"),
+    ("p-revisor", "Rut Revisor", ["auditor"], "auditor who checks the logs"),
 )
 
 
@@ -229,6 +231,7 @@ def up(
 ) -> None:
     """Start NATS, the four services and the portal on one origin (embedded mode)."""
     from services.gateway import Gateway
+    from shared.compression import compressed
 
     settings = _settings("up", data_dir=data.resolve())
     if "public_url" not in settings.model_fields_set:
@@ -270,7 +273,9 @@ def up(
                 token = issue_token(key, org_id="demo", person_id=person, name=name, roles=roles)
                 typer.echo(f"   {name} ({what}):\n     {token}")
         config = uvicorn.Config(
-            Gateway(apps),
+            # The whole origin compressed: the API's JSON and the docs too, not only the portal
+            # (content compresses its own answers, and gzip leaves an encoded answer alone).
+            compressed(Gateway(apps)),
             host=host,
             port=port,
             log_level="warning",

@@ -114,7 +114,7 @@ def assets() -> dict[str, bytes]:
 def asset_response(name: str) -> Response:
     content = assets().get(name)
     if content is None:
-        raise Problem(404, "Not found", f"The API docs have no file {name}.")
+        raise Problem(404, "Finnes ikke", f"API-dokumentasjonen har ingen fil {name}.")
     media = _MEDIA_TYPES.get(name.rsplit(".", 1)[-1], "application/octet-stream")
     return Response(content, media_type=media, headers=_CACHE)
 
@@ -125,20 +125,21 @@ PROBLEM_FIELDS: dict[str, tuple[str, Any]] = {
         "about:blank",
     ),
     "title": (
-        "A short summary of the problem, the same for every occurrence of it",
-        "Invalid request",
+        "A short summary of the problem in Norwegian, the same for every occurrence of it",
+        "Ugyldig forespørsel",
     ),
     "status": ("The HTTP status code, repeated in the body", 422),
     "detail": (
-        "What went wrong this time, and what to do about it, for a person",
-        "title: Field required",
+        "What went wrong this time, and what to do about it, for a person (Norwegian)",
+        "title: må fylles ut",
     ),
     "errors": (
         "Only on 422: one entry per invalid field",
-        [{"field": "title", "message": "Field required"}],
+        [{"field": "title", "message": "må fylles ut", "type": "missing"}],
     ),
     "errors[].field": ("The field, as a path into the body or query (`affected[0]`)", "title"),
-    "errors[].message": ("What is wrong with it", "Field required"),
+    "errors[].message": ("What is wrong with it, in Norwegian", "må fylles ut"),
+    "errors[].type": ("The kind of error, for programs (pydantic's error type)", "missing"),
 }
 
 

@@ -103,14 +103,14 @@ def verify_token(key: str, token: str, clock: Clock = SYSTEM_CLOCK) -> Principal
             },
         )
     except jwt.InvalidTokenError as exc:
-        raise TokenError(f"invalid token: {exc}") from exc
+        raise TokenError(f"Tokenet er ugyldig: {_why(exc)}.") from exc
     if not isinstance(claims["exp"], int):
-        raise TokenError("invalid token: exp must be a whole number of seconds")
+        raise TokenError("Tokenet er ugyldig: exp må være et helt antall sekunder.")
     if claims["exp"] <= clock.time():
-        raise TokenError("the token has expired")
+        raise TokenError(EXPIRED)
     roles = claims.get("roles", [])
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
-        raise TokenError("invalid token: roles must be a list of strings")
+        raise TokenError("Tokenet er ugyldig: roles må være en liste med tekster.")
     return Principal(
         person_id=str(claims["sub"]),
         org_id=str(claims["org"]),
@@ -118,6 +118,24 @@ def verify_token(key: str, token: str, clock: Clock = SYSTEM_CLOCK) -> Principal
         name=str(claims.get("name") or claims["sub"]),
         expires_at=int(claims["exp"]),
     )
+
+
+EXPIRED = "Tokenet er utløpt; logg inn på nytt."
+
+
+def _why(exc: jwt.InvalidTokenError) -> str:
+    """PyJWT's reason, in Norwegian (the caller reads it in a 401's detail)."""
+    if isinstance(exc, jwt.InvalidSignatureError):
+        return "signaturen stemmer ikke"
+    if isinstance(exc, jwt.InvalidAudienceError):
+        return "det er utstedt for en annen mottaker (aud)"
+    if isinstance(exc, jwt.InvalidIssuerError):
+        return "det er utstedt av en annen utsteder (iss)"
+    if isinstance(exc, jwt.MissingRequiredClaimError):
+        return f"det mangler {exc.claim}"
+    if isinstance(exc, jwt.InvalidAlgorithmError):
+        return "det er signert med en algoritme som ikke godtas"
+    return "det kan ikke leses"
 
 
 class TokenVerifier:
@@ -142,5 +160,5 @@ class TokenVerifier:
             self._known[token] = principal
         if principal.expires_at <= self.clock.time():
             self._known.pop(token, None)
-            raise TokenError("the token has expired")
+            raise TokenError(EXPIRED)
         return principal

@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -52,6 +52,76 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str:
     return out or "body"
 
 
+def _choices(expected: Any) -> str:
+    # pydantic lists the allowed values as "'akutt' or 'oppfolging'".
+    return str(expected).replace(" or ", " eller ")
+
+
+# pydantic's error types -> what the person reads, in Norwegian. `{name}` is taken from the
+# error's context (ctx); a type not listed here reads as "har en ugyldig verdi".
+FIELD_MESSAGES: dict[str, str] = {
+    "missing": "må fylles ut",
+    "string_type": "må være tekst",
+    "string_too_short": "må ha minst {min_length} tegn",
+    "string_too_long": "kan ha høyst {max_length} tegn",
+    "string_pattern_mismatch": "har feil form",
+    "too_short": "må ha minst {min_length} elementer",
+    "too_long": "kan ha høyst {max_length} elementer",
+    "int_parsing": "må være et heltall",
+    "int_type": "må være et heltall",
+    "int_from_float": "må være et heltall",
+    "float_parsing": "må være et tall",
+    "float_type": "må være et tall",
+    "bool_parsing": "må være true eller false",
+    "bool_type": "må være true eller false",
+    "greater_than": "må være større enn {gt}",
+    "greater_than_equal": "må være minst {ge}",
+    "less_than": "må være mindre enn {lt}",
+    "less_than_equal": "kan være høyst {le}",
+    "enum": "må være en av {expected}",
+    "literal_error": "må være en av {expected}",
+    "datetime_parsing": "må være et tidspunkt som 2026-03-09T14:02:00+01:00",
+    "datetime_from_date_parsing": "må være et tidspunkt som 2026-03-09T14:02:00+01:00",
+    "datetime_type": "må være et tidspunkt som 2026-03-09T14:02:00+01:00",
+    "timezone_aware": "må ha tidssone, f.eks. 2026-03-09T14:02:00+01:00",
+    "date_parsing": "må være en dato som 2026-03-09",
+    "date_from_datetime_parsing": "må være en dato som 2026-03-09",
+    "date_from_datetime_inexact": "må være en dato uten klokkeslett",
+    "date_type": "må være en dato som 2026-03-09",
+    "uuid_parsing": "må være en UUID",
+    "uuid_type": "må være en UUID",
+    "extra_forbidden": "er ikke et kjent felt",
+    "json_invalid": "er ikke gyldig JSON",
+    "json_type": "er ikke gyldig JSON",
+    "dict_type": "må være et objekt",
+    "model_type": "må være et objekt",
+    "model_attributes_type": "må være et objekt",
+    "list_type": "må være en liste",
+    "url_parsing": "må være en gyldig adresse (URL)",
+    "url_scheme": "må være en http- eller https-adresse",
+    "union_tag_invalid": "har ukjent type",
+}
+
+
+def field_message(error: Mapping[str, Any]) -> str:
+    """One pydantic error, in Norwegian: the standard types from the table, and our own
+    validators' messages (value_error) as they are written, in Norwegian, without pydantic's
+    English "Value error, " in front."""
+    kind = str(error.get("type", ""))
+    ctx = dict(error.get("ctx") or {})
+    if kind in ("value_error", "assertion_error") and "error" in ctx:
+        return str(ctx["error"])
+    template = FIELD_MESSAGES.get(kind)
+    if template is None:
+        return "har en ugyldig verdi"
+    if "expected" in ctx:
+        ctx["expected"] = _choices(ctx["expected"])
+    try:
+        return template.format(**ctx)
+    except (KeyError, IndexError, ValueError):
+        return template.split(" {", 1)[0]
+
+
 def stack_without_messages(exc: BaseException, depth: int = 5) -> str:
     """Where `exc` and the exceptions that led to it were raised: types and frames, no messages."""
     parts: list[str] = []
@@ -67,30 +137,87 @@ def stack_without_messages(exc: BaseException, depth: int = 5) -> str:
     return "\ncaused by ".join(parts)
 
 
-def install_problem_handlers(app: FastAPI) -> None:
-    async def on_problem(_: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, Problem)
-        return problem_response(exc.status, exc.title, exc.detail, **exc.extra)
+ErrorPage = Callable[[Request, int, str, str, Mapping[str, Any]], Response]
+"""(request, status, title, detail, the problem's other fields) -> an HTML page; see
+`error_answer`."""
 
-    async def on_validation(_: Request, exc: Exception) -> JSONResponse:
+# What the services answer on their own (Starlette's routing and our generic handlers), per
+# status: a Norwegian title and detail in place of Starlette's English reason phrase.
+STATUS_TEXTS: dict[int, tuple[str, str]] = {
+    400: ("Ugyldig forespørsel", "Forespørselen kunne ikke leses."),
+    401: ("Ikke logget inn", "Logg inn og prøv igjen."),
+    403: ("Ingen tilgang", "Rollen din gir ikke tilgang til dette."),
+    404: ("Finnes ikke", "Adressen finnes ikke."),
+    405: ("Ikke tillatt her", "Denne adressen tar ikke imot en slik forespørsel."),
+    406: ("Kan ikke svare i det formatet", "Be om JSON (application/json)."),
+    409: ("Avvist", "Forespørselen passer ikke med tilstanden nå."),
+    413: ("For stor forespørsel", "Send mindre om gangen."),
+    415: ("Ukjent innholdstype", "Send JSON (application/json)."),
+    422: ("Ugyldig forespørsel", "Noe i forespørselen er ikke gyldig."),
+    429: ("For mange forsøk", "Vent litt og prøv igjen."),
+    500: ("Intern feil", "Tjenesten feilet; feilen er logget."),
+    503: ("Ikke tilgjengelig nå", "Prøv igjen om litt."),
+}
+
+
+# Paths for programs (the API, health checks, the API's docs): problem+json unless a browser asks
+# for a page.
+MACHINE_PATHS = ("/api/", "/healthz", "/readyz", "/openapi.json", "/docs")
+
+
+def error_answer(request: Request, status: int, title: str, detail: str, **extra: Any) -> Response:
+    """problem+json, or a page for a person in a browser where the app has one.
+
+    An app that people use in a browser (the portal, content) sets `app.state.error_page`.
+    There, a path outside MACHINE_PATHS, or any request that asks for HTML (a browser's
+    navigation sends `Accept: text/html`), gets that page; programs get problem+json.
+    """
+    state = getattr(request.scope.get("app"), "state", None)
+    page: ErrorPage | None = getattr(state, "error_page", None)
+    machine = request.url.path.startswith(MACHINE_PATHS)
+    wants_page = not machine or "text/html" in request.headers.get("accept", "")
+    if page is None or not wants_page:
+        return problem_response(status, title, detail, **extra)
+    answer = page(request, status, title, detail, extra)
+    if status == 429 and "retry_after" in extra:
+        answer.headers["Retry-After"] = str(extra["retry_after"])
+    return answer
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    async def on_problem(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Problem)
+        return error_answer(request, exc.status, exc.title, exc.detail, **exc.extra)
+
+    async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         errors = [
-            {"field": _field(err.get("loc", ())), "message": err.get("msg", "invalid")}
+            {
+                "field": _field(err.get("loc", ())),
+                "message": field_message(err),
+                "type": str(err.get("type", "")),
+            }
             for err in exc.errors()
         ]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
-        return problem_response(422, "Invalid request", detail, errors=errors)
+        return error_answer(request, 422, "Ugyldig forespørsel", detail, errors=errors)
 
-    async def on_http(_: Request, exc: Exception) -> JSONResponse:
+    async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        return problem_response(exc.status_code, "Request failed", str(exc.detail))
+        title, detail = STATUS_TEXTS.get(
+            exc.status_code, ("Forespørselen ble avvist", "Prøv igjen, eller gå til forsiden.")
+        )
+        answer = error_answer(request, exc.status_code, title, detail)
+        if exc.headers:  # e.g. Allow on 405
+            answer.headers.update(exc.headers)
+        return answer
 
-    async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
         # Logged by type and place only: exception messages may carry personal data from a
         # request (a KeyError of a name, a ValueError quoting a title), and a traceback ends
         # with the message, so the stack is logged without it.
         log.error("unhandled %s\n%s", type(exc).__name__, stack_without_messages(exc))
-        return problem_response(500, "Internal error", "The service failed; the error is logged.")
+        return error_answer(request, 500, *STATUS_TEXTS[500])
 
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
@@ -109,11 +236,13 @@ def caller_dependency(key: str, clock: Clock = SYSTEM_CLOCK) -> Callable[..., Aw
         creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
         if creds is None or creds.scheme.lower() != "bearer":
-            raise Problem(401, "Not signed in", "Send 'Authorization: Bearer <token>'.")
+            raise Problem(
+                401, "Ikke logget inn", "Send 'Authorization: Bearer <token>', eller logg inn."
+            )
         try:
             return verify(creds.credentials)
         except TokenError as exc:
-            raise Problem(401, "Not signed in", str(exc)) from exc
+            raise Problem(401, "Ikke logget inn", str(exc)) from exc
 
     return caller
 
@@ -162,8 +291,8 @@ class RateLimit:
         if retry is not None:
             raise Problem(
                 429,
-                "Too many requests",
-                f"Wait {retry} seconds and try again.",
+                "For mange forsøk",
+                f"Vent {retry} sekunder og prøv igjen.",
                 retry_after=retry,
             )
         self.hit(client_address(request))
@@ -230,8 +359,11 @@ class Hardening:
         declared = headers.get(b"content-length")
 
         async def too_big(scope: Scope, receive: Receive, send: Send) -> None:
-            answer = problem_response(
-                413, "Request too large", f"Send at most {self.max_body // 1024} KiB."
+            answer = error_answer(
+                Request(scope),
+                413,
+                "For stor forespørsel",
+                f"Send høyst {self.max_body // 1024} KiB om gangen.",
             )
             await answer(scope, receive, send)
 
@@ -292,7 +424,11 @@ PROBLEM_SCHEMA: dict[str, Any] = {
             "type": "array",
             "items": {
                 "type": "object",
-                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+                "properties": {
+                    "field": {"type": "string"},
+                    "message": {"type": "string"},
+                    "type": {"type": "string"},
+                },
             },
         },
     },

@@ -201,12 +201,13 @@ def _roles(value: Any) -> frozenset[str]:
     return frozenset(r for r in items if isinstance(r, str)) & ROLES
 
 
-_AGAIN = "Please start the login again."
+# What the person logging in reads (OidcError.message), in Norwegian; `detail` stays technical.
+_AGAIN = "Start innloggingen på nytt."
 _MISCONFIGURED = (
-    "Login with the identity provider is misconfigured. Please tell your administrator."
+    "Innloggingen via identitetsleverandøren er feil satt opp. Si fra til administratoren."
 )
-_UNREACHABLE = "The identity provider cannot be reached right now. Please try again later."
-_UNUSABLE = "The identity provider gave an unusable answer. Please try again later."
+_UNREACHABLE = "Identitetsleverandøren svarer ikke akkurat nå. Prøv igjen senere."
+_UNUSABLE = "Identitetsleverandøren ga et svar som ikke kan brukes. Prøv igjen senere."
 
 
 class OidcClient:
@@ -294,16 +295,18 @@ class OidcClient:
         # Before any request: a callback that is not ours must not spend the code.
         if not state or not hmac.compare_digest(state.encode(), expected.state.encode()):
             raise OidcError(
-                f"This login answer does not belong to the login you started. {_AGAIN}",
+                f"Dette svaret hører ikke til innloggingen du startet. {_AGAIN}",
                 "state mismatch",
             )
         if not code:
-            raise OidcError(f"The identity provider sent no login code. {_AGAIN}", "no code")
+            raise OidcError(
+                f"Identitetsleverandøren sendte ingen innloggingskode. {_AGAIN}", "no code"
+            )
         tokens = await self._exchange(code, expected.code_verifier)
         id_token = tokens.get("id_token")
         if not isinstance(id_token, str):
             raise OidcError(
-                f"The identity provider did not confirm who you are. {_AGAIN}",
+                f"Identitetsleverandøren bekreftet ikke hvem du er. {_AGAIN}",
                 "token response has no id_token",
             )
         access_token = tokens.get("access_token")
@@ -352,7 +355,7 @@ class OidcClient:
             error = body.get("error") if isinstance(body, dict) else None
             desc = body.get("error_description") if isinstance(body, dict) else None
             raise OidcError(
-                f"The identity provider refused to complete the login. {_AGAIN}",
+                f"Identitetsleverandøren avviste innloggingen. {_AGAIN}",
                 f"token endpoint HTTP {resp.status_code}: {error or resp.text[:200]!r}"
                 + (f" ({desc})" if desc else ""),
             )
@@ -415,23 +418,23 @@ class OidcClient:
             claims.validate(leeway=LEEWAY_SECONDS)
         except InvalidKeyIdError as exc:
             raise OidcError(
-                f"The identity provider's answer could not be verified. {_AGAIN}",
+                f"Svaret fra identitetsleverandøren kunne ikke kontrolleres. {_AGAIN}",
                 f"id_token signed with a key not in the JWKS: {exc.description}",
             ) from exc
         except BadSignatureError as exc:
             raise OidcError(
-                f"The identity provider's answer could not be verified. {_AGAIN}",
+                f"Svaret fra identitetsleverandøren kunne ikke kontrolleres. {_AGAIN}",
                 "id_token signature does not verify",
             ) from exc
         except ExpiredTokenError as exc:
             raise OidcError(
-                f"The login with the identity provider has expired. {_AGAIN}", "id_token expired"
+                f"Innloggingen hos identitetsleverandøren er utløpt. {_AGAIN}", "id_token expired"
             ) from exc
         except ClaimError as exc:
             raise OidcError(_claim_message(exc.claim), f"id_token: {exc}") from exc
         except JoseError as exc:
             raise OidcError(
-                f"The identity provider's answer could not be read. {_AGAIN}",
+                f"Svaret fra identitetsleverandøren kunne ikke leses. {_AGAIN}",
                 f"id_token: {exc!r}",
             ) from exc
         return dict(token.claims)
@@ -441,8 +444,8 @@ class OidcClient:
         person = _claim(claims, cfg.person_claim)
         if not isinstance(person, str) or not person.strip():
             raise OidcError(
-                "Your account at the identity provider has no user name kriselogg can use. "
-                "Please tell your administrator.",
+                "Kontoen din hos identitetsleverandøren har ikke noe brukernavn kriselogg kan "
+                "bruke. Si fra til administratoren.",
                 f"id_token has no string claim {cfg.person_claim!r}",
             )
         name = _claim(claims, cfg.name_claim)
@@ -460,15 +463,15 @@ class OidcClient:
 
 def _claim_message(claim: str) -> str:
     reasons = {
-        "iss": "comes from a different identity provider",
-        "aud": "is meant for a different application",
-        "azp": "is meant for a different application",
-        "nonce": "belongs to a different login",
-        "iat": "is dated in the future (check the server clocks)",
-        "nbf": "is not valid yet (check the server clocks)",
+        "iss": "kommer fra en annen identitetsleverandør",
+        "aud": "er ment for en annen applikasjon",
+        "azp": "er ment for en annen applikasjon",
+        "nonce": "hører til en annen innlogging",
+        "iat": "er datert frem i tid (sjekk klokkene på tjenerne)",
+        "nbf": "gjelder ikke ennå (sjekk klokkene på tjenerne)",
     }
-    reason = reasons.get(claim.split(",")[0], "is incomplete or malformed")
-    return f"The identity provider's answer {reason}. {_AGAIN}"
+    reason = reasons.get(claim.split(",")[0], "er ufullstendig eller har feil form")
+    return f"Svaret fra identitetsleverandøren {reason}. {_AGAIN}"
 
 
 def kriselogg_token(identity: Identity, key: str, hours: int = 12) -> str:

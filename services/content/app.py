@@ -10,11 +10,13 @@ import httpx
 from fastapi import FastAPI
 
 from services.content import api, login, portal
+from services.content.sessions import Sessions
 from services.content.settings import ContentSettings
 from services.content.store import LocalStore, load_catalogue
 from shared.apidocs import install_docs
 from shared.auth import signing_key
 from shared.clock import SYSTEM_CLOCK, Clock
+from shared.compression import install_compression
 from shared.http import (
     caller_dependency,
     health_router,
@@ -31,6 +33,8 @@ def create_app(settings: ContentSettings | None = None, clock: Clock = SYSTEM_CL
     index = catalogue.search_index
     local = LocalStore(settings.service_dir("content") / "content.sqlite", clock)
     key = signing_key(settings)
+    # The portal's sessions live in the same store; the browser holds only their ids.
+    sessions = Sessions(local, key, public_url=settings.public_url)
     oidc_config = oidc_config_from_env()
     http = httpx.AsyncClient(timeout=10.0)
     oidc = OidcClient(oidc_config, http) if oidc_config else None
@@ -56,18 +60,15 @@ def create_app(settings: ContentSettings | None = None, clock: Clock = SYSTEM_CL
     )
     install_problem_handlers(app)
     install_hardening(app, settings.cors_origins)
+    # Outside the hardening: the security headers are set before the body is compressed.
+    install_compression(app)
     install_docs(app, api.FIELD_DOCS)
     app.include_router(health_router({"catalogue": catalogue_ready, "store": store_ready}))
     app.include_router(api.build_router(catalogue, index, local, caller_dependency(key, clock)))
     # `kriselogg up` with its demo sets this list; nothing else ever does.
     app.state.dev_people = None
     app.include_router(
-        login.auth_router(
-            oidc,
-            key,
-            secure_cookies=settings.public_url.startswith("https://"),
-            dev_people=lambda: app.state.dev_people,
-        )
+        login.auth_router(oidc, key, sessions, dev_people=lambda: app.state.dev_people)
     )
     # The portal calls the whole API as the logged-in person. `kriselogg up` sets this to an
     # in-process transport to the one origin; `serve content` uses KRISELOGG_API_URL instead.
@@ -76,9 +77,8 @@ def create_app(settings: ContentSettings | None = None, clock: Clock = SYSTEM_CL
     app.include_router(
         portal.portal_router(
             app,
-            key,
+            sessions=sessions,
             oidc_configured=oidc is not None,
-            secure_cookies=settings.public_url.startswith("https://"),
             timezone=settings.timezone,
             clock=clock,
         )

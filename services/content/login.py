@@ -1,6 +1,8 @@
 """Login: the organisation's identity provider (OpenID Connect) and the demo's development login.
 
-Both end in a kriselogg token for the person. `safe_return` guards where a login may lead back to.
+Both end in a kriselogg token for the person: in the body for scripts, or, for a browser coming
+back from the provider, in a portal session (services.content.sessions) that keeps the token on
+the server. `safe_return` guards where a login may lead back to.
 """
 
 import logging
@@ -14,6 +16,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel, Field, StringConstraints
 
+from services.content.sessions import Sessions
 from shared.http import Problem, RateLimit
 from shared.oidc import Identity, LoginState, OidcClient, OidcError, kriselogg_token
 
@@ -35,7 +38,6 @@ def safe_return(path: str | None) -> str:
 
 
 LOGIN_COOKIE = "kriselogg_login"
-TOKEN_COOKIE = "kriselogg_token"  # noqa: S105 - a cookie name, not a secret
 LOGIN_AUDIENCE = "kriselogg-login"
 
 
@@ -49,7 +51,7 @@ TOKEN_EXAMPLE = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJwLWxuIn0.c2lnbm
 
 
 class LoggedIn(BaseModel):
-    """A kriselogg token for the person (also set as an HttpOnly cookie for the portal)."""
+    """A kriselogg token for the person (a script's; a browser gets a portal session)."""
 
     token: str = Field(
         description="Send it as 'Authorization: Bearer <token>'; valid 12 hours",
@@ -90,16 +92,17 @@ class DemoPeople(BaseModel):
 def auth_router(
     oidc: OidcClient | None,
     key: str,
-    secure_cookies: bool,
+    sessions: Sessions,
     dev_people: Callable[[], list[dict[str, Any]] | None] = lambda: None,
 ) -> APIRouter:
     """Login with the organisation's identity provider (OpenID Connect, code flow with PKCE).
 
-    The login state (state, nonce, PKCE verifier) travels in a short-lived signed cookie, so no
-    server-side session is kept. On return, the provider's id_token is verified and kriselogg
-    issues its own token for the person: in an HttpOnly cookie for the portal, and in the body
-    for scripts.
+    The login state (state, nonce, PKCE verifier) travels in a short-lived signed cookie, so
+    nothing is kept on the server until the person is back. On return, the provider's id_token
+    is verified and kriselogg issues its own token for the person: a browser gets a portal
+    session holding it (the token stays on the server), a script gets it in the body.
     """
+    secure_cookies = sessions.secure
     router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
     limit = RateLimit(per_minute=20)
 
@@ -107,9 +110,9 @@ def auth_router(
         if oidc is None:
             raise Problem(
                 404,
-                "Login not configured",
-                "This installation has no identity provider: set KRISELOGG_OIDC_ISSUER, "
-                "KRISELOGG_OIDC_CLIENT_ID, KRISELOGG_OIDC_REDIRECT_URI and KRISELOGG_OIDC_ORG.",
+                "Innlogging er ikke satt opp",
+                "Denne installasjonen har ingen identitetsleverandør: sett KRISELOGG_OIDC_ISSUER, "
+                "KRISELOGG_OIDC_CLIENT_ID, KRISELOGG_OIDC_REDIRECT_URI og KRISELOGG_OIDC_ORG.",
             )
         return oidc
 
@@ -161,9 +164,13 @@ def auth_router(
     ) -> Response:
         oidc_client = client()
         if error is not None:
-            raise Problem(400, "Login refused", f"The identity provider answered: {error}.")
+            raise Problem(
+                400, "Innloggingen ble avvist", f"Identitetsleverandøren svarte: {error}."
+            )
         if code is None or state is None:
-            raise Problem(400, "Login incomplete", "The identity provider sent no code.")
+            raise Problem(
+                400, "Innloggingen er ufullstendig", "Identitetsleverandøren sendte ingen kode."
+            )
         try:
             claims = jwt.decode(
                 request.cookies.get(LOGIN_COOKIE, ""), key, algorithms=["HS256"],
@@ -171,23 +178,26 @@ def auth_router(
             )  # fmt: skip
         except jwt.PyJWTError:
             raise Problem(
-                400, "Login expired", "Start the login again from the beginning."
+                400, "Innloggingen er utløpt", "Start innloggingen på nytt fra begynnelsen."
             ) from None
         expected = LoginState(claims["state"], claims["nonce"], claims["verifier"])
         try:
             identity = await oidc_client.finish(code, state, expected)
         except OidcError as exc:
             log.warning("OIDC login failed: %s", exc.detail or exc.message)
-            raise Problem(400, "Login failed", exc.message) from None
+            raise Problem(400, "Innloggingen mislyktes", exc.message) from None
         if not identity.roles:
             raise Problem(
-                403, "No role", "You are known, but have no role in kriselogg; ask your admin."
+                403,
+                "Ingen rolle",
+                "Du er kjent, men har ingen rolle i kriselogg; spør administratoren.",
             )
         token = kriselogg_token(identity, key)
         response: Response
         if "text/html" in request.headers.get("accept", ""):
             # A browser coming back from the provider goes on to the portal, logged in.
             response = RedirectResponse(safe_return(claims.get("neste")), status_code=303)
+            sessions.start(request, response, token)
         else:
             response = JSONResponse(
                 {
@@ -199,10 +209,6 @@ def auth_router(
                 }
             )
         response.delete_cookie(LOGIN_COOKIE, path="/api/v1/auth")
-        response.set_cookie(
-            TOKEN_COOKIE, token, max_age=12 * 3600, httponly=True, secure=secure_cookies,
-            samesite="lax", path="/",
-        )  # fmt: skip
         return response
 
     def demo() -> list[dict[str, Any]]:
@@ -210,8 +216,8 @@ def auth_router(
         if people is None:
             raise Problem(
                 404,
-                "No development login",
-                "The development login exists only in the demo of `kriselogg up`.",
+                "Ingen utviklingsinnlogging",
+                "Utviklingsinnloggingen finnes bare i demoen til `kriselogg up`.",
             )
         return people
 
@@ -230,10 +236,11 @@ def auth_router(
 
     @router.post("/dev", dependencies=[Depends(limit)], response_model=DevLoggedIn)
     def dev_login(body: DevLoginIn) -> JSONResponse:
-        """DEVELOPMENT ONLY: a token for one of the demo people, without a password."""
+        """DEVELOPMENT ONLY: a token for one of the demo people, without a password (in the
+        body only: the portal's login form opens its own session with it)."""
         person = next((p for p in demo() if p["person_id"] == body.person_id), None)
         if person is None:
-            raise Problem(404, "Unknown demo person", f"No demo person {body.person_id}.")
+            raise Problem(404, "Ukjent demoperson", f"Ingen demoperson med id {body.person_id}.")
         identity = Identity(
             person_id=person["person_id"],
             name=person["name"],
@@ -242,14 +249,9 @@ def auth_router(
             org_id=person["org_id"],
         )
         token = kriselogg_token(identity, key)
-        response = JSONResponse(
+        return JSONResponse(
             {"token": token, "development_login": True, **{k: person[k] for k in ("person_id",
              "name", "org_id", "roles")}}
         )  # fmt: skip
-        response.set_cookie(
-            TOKEN_COOKIE, token, max_age=12 * 3600, httponly=True, secure=secure_cookies,
-            samesite="lax", path="/",
-        )  # fmt: skip
-        return response
 
     return router

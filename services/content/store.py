@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import secrets
 import uuid
 from importlib.resources import files
 from importlib.resources.abc import Traversable
@@ -49,14 +50,18 @@ CREATE TABLE IF NOT EXISTS local_additions (
   id TEXT PRIMARY KEY, org_id TEXT NOT NULL, subtheme_id TEXT NOT NULL, kind TEXT NOT NULL,
   body TEXT NOT NULL, created_by TEXT NOT NULL, created_at TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS local_by_subtheme ON local_additions (org_id, subtheme_id, created_at);
+CREATE TABLE IF NOT EXISTS portal_sessions (
+  id TEXT PRIMARY KEY, token TEXT NOT NULL, created_at TEXT NOT NULL, expires_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS portal_sessions_by_expiry ON portal_sessions (expires_at);
 """
 
 
 class LocalStore(SqliteStore):
-    """Each organisation's own articles, aids and contacts, kept beside the national content.
+    """Each organisation's own articles, aids and contacts, kept beside the national content;
+    and the portal's sessions (services.content.sessions).
 
-    Every query takes the organisation as its first condition: one organisation's additions can
-    never appear in another's view, whatever id is asked for.
+    Every query of the additions takes the organisation as its first condition: one
+    organisation's additions can never appear in another's view, whatever id is asked for.
     """
 
     def __init__(self, path: Path, clock: Clock = SYSTEM_CLOCK) -> None:
@@ -108,4 +113,35 @@ class LocalStore(SqliteStore):
             cursor = self._db.execute(
                 "DELETE FROM local_additions WHERE org_id = ? AND id = ?", (org_id, addition_id)
             )
+        return cursor.rowcount > 0
+
+    # ---------------------------------------------------------------- portal sessions
+
+    def open_session(self, token: str, expires_at: float) -> str:
+        """A new session holding `token` until `expires_at` (epoch seconds, by the store's
+        clock); its id, random and unguessable, is all the browser gets. Sessions that have
+        ended are swept out on the way."""
+        session_id = secrets.token_urlsafe(32)
+        now = self.clock.now()
+        with self._tx() as db:
+            db.execute("DELETE FROM portal_sessions WHERE expires_at <= ?", (now.timestamp(),))
+            db.execute(
+                "INSERT INTO portal_sessions VALUES (?, ?, ?, ?)",
+                (session_id, token, now.isoformat(), expires_at),
+            )
+        return session_id
+
+    def session_token(self, session_id: str) -> str | None:
+        """The token of a session that has neither ended nor expired, else None."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT token FROM portal_sessions WHERE id = ? AND expires_at > ?",
+                (session_id, self.clock.time()),
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def close_session(self, session_id: str) -> bool:
+        """End a session for good (logout): its id opens nothing from now on."""
+        with self._lock:
+            cursor = self._db.execute("DELETE FROM portal_sessions WHERE id = ?", (session_id,))
         return cursor.rowcount > 0

@@ -49,6 +49,16 @@ class Archived(BaseModel):
     files: list[ArchivedFile] = Field(description="Word and PDF, by name")
 
 
+class Formats(BaseModel):
+    """What the log form can be had as here and now."""
+
+    formats: list[Literal["docx", "pdf"]] = Field(
+        description="Word always (once incidents is connected); PDF only where LibreOffice is "
+        "installed, so a client offers only what it can get",
+        examples=[["docx", "pdf"]],
+    )
+
+
 def file_response(description: str) -> dict[str, Any]:
     """OpenAPI for an answer that is a Word or PDF file."""
     binary = {"schema": {"type": "string", "format": "binary"}}
@@ -56,7 +66,9 @@ def file_response(description: str) -> dict[str, Any]:
 
 
 def not_found(incident_id: UUID) -> Problem:
-    return Problem(404, "Incident not found", f"No incident {incident_id} in your organisation.")
+    return Problem(
+        404, "Hendelsen finnes ikke", f"Ingen hendelse {incident_id} i virksomheten din."
+    )
 
 
 def build_router(
@@ -73,12 +85,23 @@ def build_router(
         if issuer is None:
             raise Problem(
                 503,
-                "Incidents not connected",
-                "The documents service does not know where incidents is: set "
+                "Hendelsestjenesten er ikke koblet til",
+                "Dokumenttjenesten vet ikke hvor hendelsestjenesten er: sett "
                 "KRISELOGG_INCIDENTS_URL.",
             )
         token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         return issuer, token
+
+    @router.get(
+        "/formats",
+        summary="The formats the log form can be issued in now",
+        response_model=Formats,
+    )
+    def formats(_: Caller) -> Formats:
+        issuer = forms()
+        if issuer is None:
+            return Formats(formats=[])
+        return Formats(formats=["docx", "pdf"] if issuer.converter.available() else ["docx"])
 
     @router.get(
         "/incidents/{incident_id}/log.{fmt}",
@@ -101,7 +124,9 @@ def build_router(
     ) -> Response:
         """The log form, verified before rendering, and recorded as DocumentIssued."""
         if as_of is not None and as_of.tzinfo is None:
-            raise Problem(422, "Invalid as_of", "Give as_of with a time zone, e.g. ...Z.")
+            raise Problem(
+                422, "Ugyldig as_of", "Oppgi as_of med tidssone, f.eks. 2026-03-09T14:02:00Z."
+            )
         issuer, token = connected(request)
         try:
             issued = await issuer.issue(
@@ -115,20 +140,27 @@ def build_router(
         except NotFound:
             raise not_found(incident_id) from None
         except NotAllowed as exc:
-            raise Problem(403, "Not allowed", str(exc)) from None
+            raise Problem(403, "Ingen tilgang", str(exc)) from None
         except BrokenChain as exc:
             raise Problem(
                 409,
-                "The log does not verify",
-                f"No document was issued: {exc.reason}.",
+                "Loggen er ikke gyldig",
+                f"Ingen dokument ble utstedt; kontrollen sa: {exc.reason}.",
                 first_invalid_seq=exc.first_invalid_seq,
             ) from None
         except ConverterMissing as exc:
-            raise Problem(503, "PDF converter missing", str(exc)) from None
+            # `available_formats` tells a client (the portal) what it can offer instead.
+            raise Problem(
+                503, "PDF er ikke tilgjengelig", str(exc), available_formats=["docx"]
+            ) from None
         except ConversionFailed as exc:
-            raise Problem(503, "PDF conversion failed", str(exc)) from None
+            raise Problem(
+                503, "PDF-en kunne ikke lages", str(exc), available_formats=["docx"]
+            ) from None
         except IncidentUnavailable as exc:
-            raise Problem(503, "Incidents unavailable", f"Try again shortly ({exc}).") from None
+            raise Problem(
+                503, "Hendelsestjenesten svarer ikke", f"Prøv igjen om litt ({exc})."
+            ) from None
         fact = issued.fact
         return Response(
             issued.content,
@@ -148,9 +180,11 @@ def build_router(
         except NotFound:
             raise not_found(incident_id) from None
         except NotAllowed as exc:
-            raise Problem(403, "Not allowed", str(exc)) from None
+            raise Problem(403, "Ingen tilgang", str(exc)) from None
         except IncidentUnavailable as exc:
-            raise Problem(503, "Incidents unavailable", f"Try again shortly ({exc}).") from None
+            raise Problem(
+                503, "Hendelsestjenesten svarer ikke", f"Prøv igjen om litt ({exc})."
+            ) from None
 
     @router.get(
         "/incidents/{incident_id}",

@@ -161,9 +161,9 @@ class PdfConverter:
         executable = shutil.which(self.command)
         if executable is None:
             raise ConverterMissing(
-                f"'{self.command}' was not found. Install LibreOffice Writer to make PDFs, "
-                "on Debian or Ubuntu: apt-get install libreoffice-writer-nogui "
-                "fonts-crosextra-carlito fonts-crosextra-caladea"
+                f"Fant ikke '{self.command}'. Installer LibreOffice Writer for å lage PDF, "
+                "på Debian eller Ubuntu: apt-get install libreoffice-writer-nogui "
+                "fonts-crosextra-carlito fonts-crosextra-caladea. Word-filen kan lastes ned."
             )
         slot = await self._slots.get()
         try:
@@ -183,12 +183,12 @@ class PdfConverter:
                     proc.kill()
                     await proc.wait()
                     raise ConversionFailed(
-                        f"LibreOffice took more than {self.timeout:.0f} s"
+                        f"LibreOffice brukte mer enn {self.timeout:.0f} s"
                     ) from None
                 result = Path(tmp) / "loggskjema.pdf"
                 if proc.returncode != 0 or not result.is_file():
                     raise ConversionFailed(
-                        f"LibreOffice failed ({proc.returncode}): {output.decode()[-300:]}"
+                        f"LibreOffice feilet ({proc.returncode}): {output.decode()[-300:]}"
                     )
                 return result.read_bytes()
         finally:

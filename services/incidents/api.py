@@ -30,7 +30,7 @@ from services.incidents.domain import (
     check_anchor,
     new_state,
 )
-from services.incidents.store import AccessLog, DamagedLog, IncidentLog
+from services.incidents.store import AccessLog, DamagedLog, IdTaken, IncidentLog
 from shared.auth import Principal
 from shared.canonical import canonical_json, rfc3339
 from shared.http import Problem
@@ -57,7 +57,7 @@ a time zone typed wrong); beyond that it is a typo."""
 def _plausible_year(value: datetime | date) -> datetime | date:
     # A typo such as 0202 or 9999 would be stored, and then break every date computed from it.
     if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
-        raise ValueError(f"the year must be between {EARLIEST_YEAR} and {LATEST_YEAR}")
+        raise ValueError(f"året må være mellom {EARLIEST_YEAR} og {LATEST_YEAR}")
     return value
 
 
@@ -126,7 +126,7 @@ class Facts(BaseModel):
     def _other_keys(self) -> "Facts":
         extra = self.model_extra or {}
         if len(self.model_fields_set) + len(extra) > 30:
-            raise ValueError("at most 30 facts")
+            raise ValueError("høyst 30 opplysninger")
         for key, value in extra.items():
             _EXTRA_KEY.validate_python(key)
             _EXTRA_VALUE.validate_python(value)
@@ -187,6 +187,13 @@ class ReportIn(Strict):
         description="The guidance version the reporter followed (`content_version` of the "
         "guidance answers)",
         examples=["a52e2d54986c13a0"],
+    )
+    id: UUID | None = Field(
+        default=None,
+        description="The incident's id, chosen by the client (a random UUID) so that the "
+        "report can safely be sent again: a resend by the same person answers 200 with the "
+        "incident it opened; left out, kriselogg chooses it",
+        examples=[INCIDENT_ID],
     )
 
 
@@ -543,14 +550,27 @@ AnchorLookup = Callable[[str, str], Awaitable[tuple[int, str] | None]]
 """(org_id, incident_id) -> the latest anchored (seq, hash), or None when there is none."""
 
 
-def _written(incident: Incident) -> Response:
+def _written(incident: Incident, status: int = 201) -> Response:
     """201 with `Written`, encoded directly: pydantic's response serialisation cost more here."""
     body = {"id": str(incident.id), "seq": incident.version, "hash": incident.head_hash}
-    return Response(json.dumps(body).encode(), status_code=201, media_type="application/json")
+    return Response(json.dumps(body).encode(), status_code=status, media_type="application/json")
+
+
+# What each action is, in the sentence "Rollen din gir ikke lov til å ... denne hendelsen."
+ACTION_WORDS: dict[Action, str] = {
+    "report": "melde",
+    "read": "lese",
+    "note": "skrive notater i",
+    "write": "føre inn i",
+    "deadline": "oppdatere frister og opplysninger for",
+    "export": "eksportere",
+}
 
 
 def _not_found(incident_id: UUID) -> Problem:
-    return Problem(404, "Incident not found", f"No incident {incident_id} in your organisation.")
+    return Problem(
+        404, "Hendelsen finnes ikke", f"Ingen hendelse {incident_id} i virksomheten din."
+    )
 
 
 def build_router(
@@ -580,7 +600,9 @@ def build_router(
     def check(incident_id: UUID, who: Principal, action: Action, facts: IncidentFacts) -> None:
         if not allowed(who, action, facts, tree(who.org_id)):
             raise Problem(
-                403, "Not allowed", f"Your role does not allow this ({action}) on this incident."
+                403,
+                "Ingen tilgang",
+                f"Rollen din gir ikke lov til å {ACTION_WORDS[action]} denne hendelsen.",
             )
         if action in ("read", "export"):
             access.record(who.org_id, str(incident_id), who.person_id, who.name, action)
@@ -591,8 +613,8 @@ def build_router(
         if moment is not None and moment > log.clock.now() + FUTURE_SLACK:
             raise Problem(
                 422,
-                "Time in the future",
-                "The time given lies more than a day ahead. Check the date and the time zone.",
+                "Tidspunkt i fremtiden",
+                "Tidspunktet ligger mer enn et døgn frem i tid. Sjekk datoen og tidssonen.",
             )
 
     def append(
@@ -626,23 +648,48 @@ def build_router(
         response_model=Written,
         summary="Report an incident",
         response_description="The incident is opened; its log has the report as entry 1",
+        responses={
+            200: {
+                "model": Written,
+                "description": "Sent before with this `id` by the caller: the incident it "
+                "opened, as it is now (nothing new is written)",
+            }
+        },
     )
     async def report(body: ReportIn, who: Caller) -> Response:
         if not allowed(who, "report", None, tree(who.org_id)):
-            raise Problem(403, "Not allowed", "Your role cannot report incidents.")
+            raise Problem(403, "Ingen tilgang", "Rollen din kan ikke melde hendelser.")
         not_ahead(body.occurred_at)
-        data = body.model_dump(exclude={"occurred_at", "facts"}, exclude_none=True)
+        data = body.model_dump(exclude={"occurred_at", "facts", "id"}, exclude_none=True)
         data["facts"] = body.facts.given()
-        incident = await asyncio.to_thread(
-            functools.partial(
-                log.report,
-                org_id=who.org_id,
-                actor=actor(who),
-                data=data,
-                occurred_at=body.occurred_at,
+        try:
+            incident = await asyncio.to_thread(
+                functools.partial(
+                    log.report,
+                    org_id=who.org_id,
+                    actor=actor(who),
+                    data=data,
+                    occurred_at=body.occurred_at,
+                    incident_id=body.id,
+                )
             )
-        )
+        except IdTaken:
+            assert body.id is not None
+            return await asyncio.to_thread(resent, body.id, who)
         return _written(incident)
+
+    def resent(incident_id: UUID, who: Principal) -> Response:
+        """A report sent again (the network failed before the answer came): its incident. An
+        id another person's report has, in any organisation, is a clash, and says no more."""
+        facts = log.facts(incident_id, who.org_id)
+        incident = log.get(incident_id, who.org_id, fresh=False) if facts else None
+        if facts is None or incident is None or facts.reported_by != who.person_id:
+            raise Problem(
+                409,
+                "Id-en er i bruk",
+                "En annen hendelse har allerede denne id-en. Send uten id, eller med en ny.",
+            )
+        return _written(incident, status=200)
 
     @router.get(
         "",
@@ -679,7 +726,7 @@ def build_router(
     )
     async def log_measure(incident_id: UUID, body: MeasureIn, who: Caller) -> Response:
         if not body.measure_id and not body.title:
-            raise Problem(422, "Invalid request", "Give measure_id or title (or both).")
+            raise Problem(422, "Ugyldig forespørsel", "Oppgi measure_id eller title (eller begge).")
         data = body.model_dump(exclude={"performed_at"}, exclude_none=True)
         data["performed_by"] = actor(who)
         return await asyncio.to_thread(
@@ -709,7 +756,7 @@ def build_router(
         from now, when the employer learnt it (aml § 5-2 `straks`); a duty already set stays."""
         facts = body.facts.given()
         if not facts:
-            raise Problem(422, "Invalid request", "Give at least one fact.")
+            raise Problem(422, "Ugyldig forespørsel", "Oppgi minst én opplysning.")
         data = {"facts": facts}
         return await asyncio.to_thread(
             append, incident_id, who, "FactsRecorded", data, None, "deadline"
@@ -781,7 +828,7 @@ def build_router(
         until_seq: Annotated[int | None, Query(ge=0)] = None,
     ) -> Response:
         if as_of is not None and until_seq is not None:
-            raise Problem(422, "Invalid request", "Give as_of or until_seq, not both.")
+            raise Problem(422, "Ugyldig forespørsel", "Oppgi as_of eller until_seq, ikke begge.")
         permitted(incident_id, who, "read")
         events = log.exported_events(incident_id, until_seq=until_seq or None)
         if until_seq == 0:
@@ -876,7 +923,7 @@ def build_router(
         if log.facts(incident_id, who.org_id) is None:
             raise _not_found(incident_id)
         if not who.has_any("auditor"):
-            raise Problem(403, "Not allowed", "Only an auditor can see who read a log.")
+            raise Problem(403, "Ingen tilgang", "Bare revisor kan se hvem som har lest en logg.")
         return access.reads(who.org_id, str(incident_id))
 
     return router

@@ -79,13 +79,14 @@ def create_app(settings: IncidentSettings | None = None, clock: Clock = SYSTEM_C
     async def on_damaged(_: Request, exc: Exception) -> JSONResponse:
         return problem_response(
             409,
-            "Incident log is damaged",
-            "Stored events of this incident can no longer be read; ask an auditor to verify it.",
+            "Hendelsesloggen er skadet",
+            "Lagrede oppføringer i denne hendelsen kan ikke lenger leses; be en revisor om å "
+            "kontrollere den.",
         )
 
     async def on_closing(_: Request, exc: Exception) -> JSONResponse:
         response = problem_response(
-            503, "Shutting down", "The incident service is restarting; try again in a moment."
+            503, "Starter på nytt", "Hendelsestjenesten starter på nytt; prøv igjen om et øyeblikk."
         )
         response.headers["Retry-After"] = "5"
         return response

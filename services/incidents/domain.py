@@ -242,36 +242,40 @@ class Incident(Aggregate):
     ) -> None:
         event_class = self.EVENT_TYPES.get(kind)
         if event_class is None or kind == "IncidentReported":
-            raise DomainError(422, "Unknown entry", f"{kind} cannot be recorded")
+            raise DomainError(422, "Ukjent oppføring", f"{kind} kan ikke føres i loggen.")
         if self.is_closed and kind in OPEN_ONLY:
             raise DomainError(
                 409,
-                "Incident is closed",
-                "A closed incident accepts only notes and corrections.",
+                "Hendelsen er avsluttet",
+                "En avsluttet hendelse tar bare imot notater og rettelser.",
             )
         if kind == "DeadlineMet":
             deadline = self.state["deadlines"].get(data.get("deadline_id"))
             if deadline is None:
                 raise DomainError(
                     404,
-                    "No such deadline",
-                    f"{data.get('deadline_id')} is not set on this incident",
+                    "Fristen finnes ikke",
+                    f"Fristen {data.get('deadline_id')} er ikke satt på denne hendelsen.",
                 )
             if deadline["met_at"] is not None:
                 raise DomainError(
-                    409, "Deadline already met", f"It was marked as met at {deadline['met_at']}."
+                    409,
+                    "Fristen er allerede oppfylt",
+                    f"Den ble markert som oppfylt {deadline['met_at']}.",
                 )
         if kind == "PhaseChanged":
             phase = data.get("phase")
             if phase not in PHASES:
-                raise DomainError(422, "Unknown phase", f"Choose one of: {', '.join(PHASES)}.")
+                raise DomainError(422, "Ukjent fase", f"Velg en av: {', '.join(PHASES)}.")
             if phase == self.state["phase"]:
-                raise DomainError(409, "Phase unchanged", f"The incident is already in {phase}.")
+                raise DomainError(
+                    409, "Fasen er uendret", f"Hendelsen er allerede i fasen {phase}."
+                )
         if kind == "EntryCorrected":
             target = data.get("corrects_seq")
             if not isinstance(target, int) or not 1 <= target <= self.version:
                 raise DomainError(
-                    422, "No such entry", f"seq {target} does not exist in this incident"
+                    422, "Oppføringen finnes ikke", f"Oppføring {target} finnes ikke i hendelsen."
                 )
         fields = _chained(
             kind,

@@ -145,6 +145,10 @@ class DamagedLog(Exception):
     """The stored events of an incident can no longer be read (decrypted, parsed)."""
 
 
+class IdTaken(Exception):
+    """A report's client-chosen incident id is in use already."""
+
+
 @dataclass(frozen=True)
 class Unreadable:
     """A stored event that can no longer be decrypted, decompressed or parsed, and why."""
@@ -482,13 +486,28 @@ class IncidentLog(Application[UUID]):
         actor: dict[str, str],
         data: dict[str, Any],
         occurred_at: datetime | None = None,
+        incident_id: UUID | None = None,
     ) -> Incident:
-        """Open an incident; without `occurred_at` it happened when it was reported."""
+        """Open an incident; without `occurred_at` it happened when it was reported.
+
+        `incident_id`, the client's own: IdTaken when an incident already has it (a resend of
+        the same report, or a clash), decided by the store's uniqueness, across replicas too.
+        """
         now = self.clock.now()
         incident = Incident.report(
-            org_id=org_id, actor=actor, data=data, occurred_at=occurred_at or now, now=now
+            org_id=org_id,
+            actor=actor,
+            data=data,
+            occurred_at=occurred_at or now,
+            now=now,
+            incident_id=incident_id,
         )
-        self.save(incident)
+        try:
+            self.save(incident)
+        except IntegrityError:
+            if incident_id is None:
+                raise
+            raise IdTaken(str(incident_id)) from None
         self.on_saved()
         return incident
 

@@ -14,13 +14,13 @@ from html import escape
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
-from services.notify.domain import Directory, Resolver, check_ack, sms
+from services.notify.domain import Directory, Issue, Resolver, check_ack, sms, versions
 from services.notify.domain import receipt as receipts
-from services.notify.store import NotifyStore, OutboxFact, alert_fact
+from services.notify.store import DirectoryChanged, NotifyStore, OutboxFact, alert_fact, ts
 from shared.auth import Principal
 from shared.http import Problem, RateLimit, client_address
 from shared.policy import IncidentFacts, allowed, tree_of
@@ -121,6 +121,103 @@ class DirectorySaved(BaseModel):
     org: str = Field(description="The organisation", examples=["demo"])
     units: int = Field(description="How many units it has", examples=[4])
     people: int = Field(description="How many people it has", examples=[9])
+    version: int = Field(
+        description="Its version number (GET /api/v1/directory/versions); the same as before "
+        "when it was the very directory in use",
+        examples=[7],
+    )
+
+
+class DirectoryIssue(BaseModel):
+    loc: list[str | int] = Field(
+        description="Where: the path of keys and list positions in the directory",
+        examples=[["people", 3, "unit"]],
+    )
+    message: str = Field(
+        description="What is wrong, in Norwegian",
+        examples=["personen «p-x» har en ukjent enhet «u-y»"],
+    )
+
+
+class DirectoryChange(BaseModel):
+    field: str = Field(description="The field that changes", examples=["leader"])
+    text: str = Field(
+        description="The change in Norwegian", examples=["leder: «Lise Nord» (p-ln) → ingen"]
+    )
+    before: Any = Field(
+        description="The old value; null for contact points and absences, which are not shown",
+        examples=["p-ln"],
+    )
+    after: Any = Field(description="The new value; null as for `before`", examples=[None])
+
+
+class DirectoryItem(BaseModel):
+    id: str = Field(description="The unit's or person's id", examples=["u-nord"])
+    name: str = Field(description="Its name", examples=["Hjemmetjenesten nord"])
+
+
+class DirectoryItemChanged(DirectoryItem):
+    changes: list[DirectoryChange] = Field(description="What changes in it")
+
+
+class DirectorySection(BaseModel):
+    added: list[DirectoryItem] = Field(description="New ones")
+    removed: list[DirectoryItem] = Field(description="Those that would be gone")
+    changed: list[DirectoryItemChanged] = Field(description="Those that change")
+
+
+class DirectoryDiff(BaseModel):
+    org: list[DirectoryChange] = Field(description="Changes to the organisation and its routine")
+    units: DirectorySection = Field(description="The units")
+    people: DirectorySection = Field(
+        description="The people; a changed role (leader, deputy, safety rep, HR) is a change"
+    )
+    unchanged: bool = Field(description="True when it is the directory in use", examples=[False])
+
+
+class DirectoryPreview(BaseModel):
+    """A candidate directory checked against the one in use: nothing is applied."""
+
+    valid: bool = Field(description="Whether PUT would accept it", examples=[True])
+    base: int = Field(
+        description="The version in use it was compared with; give it to PUT as `base`",
+        examples=[6],
+    )
+    issues: list[DirectoryIssue] = Field(description="Every problem; none when valid")
+    diff: DirectoryDiff | None = Field(
+        description="What it changes; null when it is not even a directory in form"
+    )
+
+
+class DirectoryVersionOut(BaseModel):
+    version: int = Field(description="Its number, 1 the first", examples=[7])
+    applied_at: str = Field(description="When it was applied", examples=[AT])
+    applied_by: str | None = Field(
+        description="The admin's person id; null for the demo seed or a directory from before "
+        "versions were kept",
+        examples=["p-admin"],
+    )
+    applied_by_name: str | None = Field(description="The admin's name", examples=["Astrid Admin"])
+    restored_from: int | None = Field(
+        description="A roll back: the version it brought back", examples=[None]
+    )
+    units: int = Field(description="How many units it has", examples=[4])
+    people: int = Field(description="How many people it has", examples=[9])
+
+
+class DirectoryVersions(BaseModel):
+    """The directories applied lately, the one in use first (at most the last 20)."""
+
+    current: int = Field(description="The version in use; 0 while there is none", examples=[7])
+    versions: list[DirectoryVersionOut] = Field(description="Newest first")
+
+
+class DirectoryVersionBody(BaseModel):
+    version: int = Field(description="Its number", examples=[6])
+    directory: dict[str, Any] = Field(
+        description="The directory as it was applied (the body of PUT /api/v1/directory)",
+        examples=[{"org": {"id": "demo", "name": "Demo kommune"}, "units": [], "people": []}],
+    )
 
 
 class Responder(BaseModel):
@@ -261,6 +358,24 @@ class ChannelsOut(BaseModel):
     )
 
 
+class UnitName(BaseModel):
+    id: str = Field(description="The unit's id", examples=["u-nord"])
+    name: str = Field(description="Its name", examples=["Hjemmetjenesten nord"])
+
+
+class MyUnits(BaseModel):
+    """The units a report can be made for, as the report form asks it."""
+
+    units: list[UnitName] = Field(
+        description="The caller's own units: the unit they work in, then those they lead or "
+        "deputise for; empty when the directory does not list them"
+    )
+    all_units: list[UnitName] = Field(
+        description="Every unit of the organisation, in the directory's order: to choose from "
+        "when the caller has no unit of their own"
+    )
+
+
 class SmsReplyHandled(BaseModel):
     """What an SMS reply did, for the gateway (or its relay) that posted it."""
 
@@ -344,43 +459,190 @@ def build_router(
     router = APIRouter(prefix="/api/v1", tags=["notify"])
     Caller = Annotated[Principal, Depends(caller)]
 
+    def admin(who: Principal) -> None:
+        if not who.has_any("admin"):
+            raise Problem(403, "Ingen tilgang", "Bare en administrator kan se og endre katalogen.")
+
+    Base = Annotated[
+        int | None,
+        Query(
+            ge=0,
+            le=10**9,
+            description="The version in use that the caller saw (the preview's `base`); when "
+            "the directory changed since, 409 and nothing is applied. Left out: no check",
+            openapi_examples={"seen": {"value": 6}},
+        ),
+    ]
+
+    async def apply(
+        directory: Directory, who: Principal, base: int | None, restored_from: int | None = None
+    ) -> dict[str, Any]:
+        try:
+            version = await asyncio.to_thread(
+                store.put_directory, directory, by=who, base=base, restored_from=restored_from
+            )
+        except DirectoryChanged as exc:
+            raise Problem(
+                409,
+                "Katalogen er endret",
+                f"Katalogen er endret siden du så den (versjon {base}, nå {exc.current}). Se "
+                "over endringene på nytt før du tar den i bruk.",
+                current=exc.current,
+            ) from exc
+        try:
+            await share(directory)
+        except Exception as exc:
+            # Saved here, not yet seen by the access rules elsewhere; startup shares it again.
+            raise Problem(
+                503,
+                "Katalogen er lagret, men ikke delt",
+                "De andre tjenestene har ikke fått den ennå; send den igjen om litt.",
+            ) from exc
+        return {
+            "org": directory.org.id,
+            "units": len(directory.units),
+            "people": len(directory.people),
+            "version": version,
+        }
+
+    def refuse_problems(issues: list[Issue]) -> None:
+        if issues:
+            raise Problem(
+                422,
+                "Ugyldig katalog",
+                f"Katalogen har {len(issues)} feil; ingenting er endret.",
+                problems=[i.message for i in issues],
+                issues=[{"loc": list(i.loc), "message": i.message} for i in issues],
+            )
+
     @router.put(
         "/directory",
         summary="Replace the organisation's directory (admin)",
         response_model=None,
         responses={200: {"model": DirectorySaved, "description": "Saved and shared"}},
     )
-    async def put_directory(body: Directory, who: Caller) -> dict[str, Any]:
-        if not who.has_any("admin"):
-            raise Problem(403, "Not allowed", "Only an administrator can replace the directory.")
+    async def put_directory(body: Directory, who: Caller, base: Base = None) -> dict[str, Any]:
+        """Applied as a new version, kept with who applied it (GET /api/v1/directory/versions).
+        A problem (an unknown person, a cycle…) is 422 with `problems`, and nothing changes."""
+        admin(who)
         if body.org.id != who.org_id:
             raise Problem(
                 422,
-                "Wrong organisation",
-                f"The directory is for '{body.org.id}', but you are signed in to '{who.org_id}'.",
+                "Feil virksomhet",
+                f"Katalogen er for «{body.org.id}», men du er logget inn for «{who.org_id}».",
             )
-        problems = body.problems()
-        if problems:
-            raise Problem(
-                422, "Invalid directory", f"{len(problems)} problem(s) found.", problems=problems
-            )
-        await asyncio.to_thread(store.put_directory, body)
+        refuse_problems(body.issues())
+        return await apply(body, who, base)
+
+    @router.post(
+        "/directory/preview",
+        summary="What a directory would change, applying nothing (admin)",
+        response_model=DirectoryPreview,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "description": "A directory as for PUT /api/v1/directory; any JSON is checked",
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/Directory"}}
+                },
+            }
+        },
+    )
+    async def preview_directory(request: Request, who: Caller) -> dict[str, Any]:
+        """Every problem with where it is (`loc`), and the units and people added, removed and
+        changed against the version in use (`base`). Contact points are said to change, never
+        shown."""
+        admin(who)
         try:
-            await share(body)
-        except Exception as exc:
-            # Saved here, not yet seen by the access rules elsewhere; startup shares it again.
+            body = await request.json()
+        except ValueError as exc:
+            raise Problem(400, "Ikke JSON", "Send katalogen som JSON.") from exc
+        return await asyncio.to_thread(preview, body, who.org_id)
+
+    def preview(body: Any, org_id: str) -> dict[str, Any]:
+        base, current = store.directory_in_use(org_id)
+        candidate, issues = versions.check(body, org_id)
+        return {
+            "valid": candidate is not None and not issues,
+            "base": base,
+            "issues": [{"loc": list(i.loc), "message": i.message} for i in issues],
+            "diff": versions.diff(current, candidate) if candidate is not None else None,
+        }
+
+    @router.get(
+        "/directory/versions",
+        summary="The directories applied lately (admin)",
+        response_model=DirectoryVersions,
+    )
+    def directory_versions(who: Caller) -> dict[str, Any]:
+        admin(who)
+        kept = store.directory_versions(who.org_id)
+        return {
+            "current": kept[0].version if kept else 0,
+            "versions": [
+                {
+                    "version": v.version,
+                    "applied_at": ts(v.applied_at),
+                    "applied_by": v.applied_by,
+                    "applied_by_name": v.applied_by_name,
+                    "restored_from": v.restored_from,
+                    "units": v.units,
+                    "people": v.people,
+                }
+                for v in kept
+            ],
+        }
+
+    Version = Annotated[
+        # Bounded: SQLite's integers end at 2**63, and no organisation reaches a billion versions.
+        int,
+        Path(
+            ge=1,
+            le=10**9,
+            description="A directory version",
+            openapi_examples={"one": {"value": 6}},
+        ),
+    ]
+
+    def kept_version(who: Principal, version: int) -> Directory:
+        directory = store.directory_at(who.org_id, version)
+        if directory is None:
             raise Problem(
-                503,
-                "Directory saved but not shared",
-                "The other services have not received it yet; send it again shortly.",
-            ) from exc
-        return {"org": body.org.id, "units": len(body.units), "people": len(body.people)}
+                404,
+                "Versjonen finnes ikke",
+                f"Versjon {version} av katalogen finnes ikke, eller den er for gammel til å "
+                "være tatt vare på.",
+            )
+        return directory
+
+    @router.get(
+        "/directory/versions/{version}",
+        summary="One directory as it was applied (admin)",
+        response_model=DirectoryVersionBody,
+    )
+    def directory_version(version: Version, who: Caller) -> dict[str, Any]:
+        admin(who)
+        directory = kept_version(who, version)
+        return {"version": version, "directory": directory.model_dump(mode="json", by_alias=True)}
+
+    @router.post(
+        "/directory/versions/{version}/restore",
+        summary="Roll back: apply a kept version again, as a new version (admin)",
+        response_model=None,
+        responses={200: {"model": DirectorySaved, "description": "Applied and shared"}},
+    )
+    async def restore_directory(version: Version, who: Caller, base: Base = None) -> dict[str, Any]:
+        admin(who)
+        directory = kept_version(who, version)
+        # Valid when applied; the legal registry may have changed since.
+        refuse_problems(directory.issues())
+        return await apply(directory, who, base, restored_from=version)
 
     def overseer(who: Principal) -> None:
         # Who was alerted, and how to reach them, is for those who act or check, not for
         # every employee who can report.
         if not who.has_any("leader", "safety_rep", "hr", "auditor", "admin"):
-            raise Problem(403, "Not allowed", "Your role cannot see alerts or responders.")
+            raise Problem(403, "Ingen tilgang", "Rollen din kan ikke se varsler eller mottakere.")
 
     @router.get(
         "/alerts/channels",
@@ -403,7 +665,7 @@ def build_router(
         overseer(who)
         directory = store.directory(who.org_id)
         if directory is None or all(u.id != unit_id for u in directory.units):
-            raise Problem(404, "Unit not found", f"No unit {unit_id} in your organisation.")
+            raise Problem(404, "Enheten finnes ikke", f"Ingen enhet {unit_id} i virksomheten din.")
         res = Resolver(directory).resolve(unit_id, store.clock.today(timezone))
         return {
             "leaders": [
@@ -434,6 +696,26 @@ def build_router(
                 for s in res.skipped
             ],
         }
+
+    @router.get(
+        "/directory/me",
+        summary="The caller's own units, for the report form (any role)",
+        response_model=MyUnits,
+    )
+    def my_units(who: Caller) -> dict[str, Any]:
+        """Unit ids and names only: no people, so every role may ask."""
+        directory = store.directory(who.org_id)
+        if directory is None:
+            return {"units": [], "all_units": []}
+        everyone = [{"id": u.id, "name": u.name} for u in directory.units]
+        person = next((p for p in directory.people if p.id == who.person_id), None)
+        # The unit they work in first; then those they answer for, where they may also report.
+        own = {person.unit} if person is not None and person.unit else set()
+        me = who.person_id
+        led = {u.id for u in directory.units if me == u.leader or me in u.deputies}
+        mine = [u for u in everyone if u["id"] in own]
+        mine += [u for u in everyone if u["id"] in led - own]
+        return {"units": mine, "all_units": everyone}
 
     @router.get(
         "/alerts",
@@ -468,7 +750,7 @@ def build_router(
         if summary is None or "reported_at" not in summary:
             # Unknown, or not yet planned (the portal asks again), or closed before notify saw
             # its report: there is nothing to tell.
-            raise Problem(404, "Incident not found", f"No alerts for {incident_id} (yet).")
+            raise Problem(404, "Hendelsen finnes ikke", f"Ingen varsler for {incident_id} (ennå).")
         reporter = summary.get("reporter_id")  # None in summaries kept before receipts
         if reporter is None or reporter != who.person_id:
             overseer(who)
@@ -488,7 +770,9 @@ def build_router(
 
         updated = await asyncio.to_thread(store.acknowledge, org_id, alert_id, via, fact)
         if updated is None:
-            raise Problem(404, "Alert not found", f"No alert {alert_id} in your organisation.")
+            raise Problem(
+                404, "Varselet finnes ikke", f"Ingen varsel {alert_id} i virksomheten din."
+            )
         wake()
         return {
             "alert_id": alert_id,
@@ -506,12 +790,14 @@ def build_router(
         alert = await asyncio.to_thread(store.alert, who.org_id, alert_id)
         # A receipt is not an alert: acknowledging it would put a false fact in the log.
         if alert is None or alert["kind"] == receipts.RECEIPT_KIND:
-            raise Problem(404, "Alert not found", f"No alert {alert_id} in your organisation.")
+            raise Problem(
+                404, "Varselet finnes ikke", f"Ingen varsel {alert_id} i virksomheten din."
+            )
         if alert["person_id"] != who.person_id:
             raise Problem(
                 403,
-                "Not your alert",
-                "Only the person who was alerted can acknowledge it; that is what the log says.",
+                "Ikke ditt varsel",
+                "Bare den som ble varslet, kan bekrefte varselet; det er det loggen viser.",
             )
         return await acknowledge(who.org_id, alert_id, via="kriselogg")
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from services.notify.domain import Directory, delivery
 from services.notify.domain.sms import phone_number
+from shared.auth import Principal
 from shared.clock import SYSTEM_CLOCK, Clock
 from shared.law import category_kind
 from shared.schemas import Actor, AlertFactV1
@@ -26,6 +27,15 @@ from shared.sqlite import SqliteStore
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS directories (
   org_id TEXT PRIMARY KEY, body TEXT NOT NULL, updated_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS directory_versions (
+  -- Every directory applied, the one in use (in directories too) the highest; the last
+  -- KEEP_VERSIONS are kept, for a roll back.
+  org_id TEXT NOT NULL, version INTEGER NOT NULL, body TEXT NOT NULL,
+  applied_at TEXT NOT NULL,
+  applied_by TEXT,                -- the admin's person id; NULL: the demo seed, or from before
+  applied_by_name TEXT,           --   versions were kept
+  restored_from INTEGER,          -- a roll back: the version it brought back
+  PRIMARY KEY (org_id, version));
 CREATE TABLE IF NOT EXISTS incidents (
   org_id TEXT NOT NULL, incident_id TEXT NOT NULL,
   summary TEXT NOT NULL,          -- what the alert texts say: title, place, time, reporter
@@ -110,6 +120,9 @@ TRACK_OF: dict[str, str] = {
     **dict.fromkeys(SAFETY_ROLES, "safety"),
 }
 OPEN_STATUSES = ("pending", "sending")
+# Older directories are removed: they hold the contact points of people who may have left, and
+# a roll back is to what was in use lately.
+KEEP_VERSIONS = 20
 
 
 def ts(moment: datetime) -> str:
@@ -192,6 +205,25 @@ class Escalation:
     to_alert: NewAlert | None
 
 
+@dataclass(frozen=True)
+class DirectoryVersion:
+    version: int
+    applied_at: datetime
+    applied_by: str | None
+    applied_by_name: str | None
+    restored_from: int | None
+    units: int
+    people: int
+
+
+class DirectoryChanged(Exception):
+    """The directory is no longer the version the caller saw (`base`)."""
+
+    def __init__(self, current: int) -> None:
+        super().__init__(f"the directory is now version {current}")
+        self.current = current
+
+
 def _contacts(text: str) -> tuple[Contact, ...]:
     return tuple(Contact(c, a) for c, a in json.loads(text))
 
@@ -237,6 +269,13 @@ class NotifyStore(SqliteStore):
                     " FROM incidents WHERE chain != '[]'"
                 )
                 db.execute("PRAGMA user_version = 1")
+            if db.execute("PRAGMA user_version").fetchone()[0] < 2:
+                # The directory in use from before versions were kept becomes version 1.
+                db.execute(
+                    "INSERT OR IGNORE INTO directory_versions (org_id, version, body, applied_at)"
+                    " SELECT org_id, 1, body, updated_at FROM directories"
+                )
+                db.execute("PRAGMA user_version = 2")
             strict = {r["name"] for r in db.execute("PRAGMA table_info(deadlines)") if r["notnull"]}
             if not strict & {"due_at", "remind_at"}:
                 return
@@ -248,15 +287,103 @@ class NotifyStore(SqliteStore):
 
     # --- directory ------------------------------------------------------------------------
 
-    def put_directory(self, directory: Directory) -> None:
-        # Replacing the directory touches only this table: alerts in flight keep the people and
+    def put_directory(
+        self,
+        directory: Directory,
+        *,
+        by: Principal | None = None,
+        base: int | None = None,
+        restored_from: int | None = None,
+    ) -> int:
+        """Apply `directory` as a new version, kept with who applied it; its number. `base`: the
+        version the caller saw, else DirectoryChanged. The very directory in use again (the demo
+        seed at every start) is no new version."""
+        # Replacing the directory touches only these tables: alerts in flight keep the people and
         # contact points they were planned with, and their escalation chain.
+        org_id, body = directory.org.id, directory.model_dump_json(by_alias=True)
+        now = self.clock.now()
         with self._tx() as db:
+            current = self._version(db, org_id)
+            if base is not None and base != current:
+                raise DirectoryChanged(current)
+            row = db.execute("SELECT body FROM directories WHERE org_id = ?", (org_id,)).fetchone()
+            if row is not None and row["body"] == body and current:
+                return current
             db.execute(
                 "INSERT INTO directories VALUES (?, ?, ?) ON CONFLICT (org_id) DO UPDATE "
                 "SET body = excluded.body, updated_at = excluded.updated_at",
-                (directory.org.id, directory.model_dump_json(by_alias=True), ts(self.clock.now())),
+                (org_id, body, ts(now)),
             )
+            version = current + 1
+            db.execute(
+                "INSERT INTO directory_versions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    org_id,
+                    version,
+                    body,
+                    ts(now),
+                    by.person_id if by else None,
+                    by.name if by else None,
+                    restored_from,
+                ),
+            )
+            db.execute(
+                "DELETE FROM directory_versions WHERE org_id = ? AND version <= ?",
+                (org_id, version - KEEP_VERSIONS),
+            )
+        return version
+
+    @staticmethod
+    def _version(db: sqlite3.Connection, org_id: str) -> int:
+        row = db.execute(
+            "SELECT MAX(version) AS v FROM directory_versions WHERE org_id = ?", (org_id,)
+        ).fetchone()
+        return int(row["v"] or 0)
+
+    def directory_version(self, org_id: str) -> int:
+        """The version in use; 0 while there is no directory."""
+        with self._lock:
+            return self._version(self._db, org_id)
+
+    def directory_in_use(self, org_id: str) -> tuple[int, Directory | None]:
+        """The version in use and its directory, read together (0, None: none yet)."""
+        with self._lock:
+            version = self._version(self._db, org_id)
+            row = self._db.execute(
+                "SELECT body FROM directories WHERE org_id = ?", (org_id,)
+            ).fetchone()
+        return version, Directory.model_validate_json(row["body"]) if row else None
+
+    def directory_versions(self, org_id: str) -> list[DirectoryVersion]:
+        """The versions kept, the one in use first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT version, applied_at, applied_by, applied_by_name, restored_from,"
+                " json_array_length(body, '$.units') AS units,"
+                " json_array_length(body, '$.people') AS people"
+                " FROM directory_versions WHERE org_id = ? ORDER BY version DESC",
+                (org_id,),
+            ).fetchall()
+        return [
+            DirectoryVersion(
+                version=r["version"],
+                applied_at=parse_ts(r["applied_at"]),
+                applied_by=r["applied_by"],
+                applied_by_name=r["applied_by_name"],
+                restored_from=r["restored_from"],
+                units=r["units"] or 0,
+                people=r["people"] or 0,
+            )
+            for r in rows
+        ]
+
+    def directory_at(self, org_id: str, version: int) -> Directory | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT body FROM directory_versions WHERE org_id = ? AND version = ?",
+                (org_id, version),
+            ).fetchone()
+        return Directory.model_validate_json(row["body"]) if row else None
 
     def directories(self) -> list[Directory]:
         with self._lock:

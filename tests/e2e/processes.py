@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -102,3 +104,16 @@ def start_up(
         log,
     )
     return proc, f"http://127.0.0.1:{port}", log
+
+
+@contextlib.contextmanager
+def running_up(tmp_path: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """`kriselogg up` (start_up) until ready; yields its URL, and on leaving stops it with Ctrl-C
+    and expects a clean exit (the log's tail in the failure otherwise)."""
+    proc, base, log = start_up(tmp_path, env)
+    try:
+        wait_until_ready([proc], [f"{base}/readyz"], deadline_s=30)
+        yield base
+    finally:
+        code = stop(proc, signal.SIGINT)
+        assert code == 0, log.read_text(errors="replace")[-3000:]

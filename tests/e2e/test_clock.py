@@ -104,7 +104,7 @@ async def test_acknowledgement_link_and_token_expire_on_the_services_clock(
     # 13 hours on, the 12-hour token is refused, by the clock the services run on.
     stack.advance(timedelta(hours=13))
     refused = await stack.client.get("/api/v1/incidents", headers=own)
-    assert refused.status_code == 401 and "expired" in refused.json()["detail"]
+    assert refused.status_code == 401 and "utløpt" in refused.json()["detail"]
 
     # The link is good for KRISELOGG_ACK_LINK_DAYS (7): still on day 6, gone on day 8.
     stack.advance(timedelta(days=6) - timedelta(hours=13))

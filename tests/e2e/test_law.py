@@ -167,7 +167,7 @@ async def test_facts_are_yes_no_or_unknown_and_anything_else_is_a_clear_422(
         empty = await stack.client.post(
             f"/api/v1/incidents/{unknown['id']}/facts", json={"facts": {}}, headers=stack.auth()
         )
-        assert empty.status_code == 422 and "at least one fact" in empty.json()["detail"]
+        assert empty.status_code == 422 and "minst én opplysning" in empty.json()["detail"]
         # Facts start duties, so a reporter cannot add them later; the leader and HR can.
         refused = await stack.client.post(
             f"/api/v1/incidents/{unknown['id']}/facts",

@@ -30,6 +30,7 @@ from services.cli import READY_LINE, demo_directory
 from shared.auth import issue_token
 from shared.infra import free_port
 from shared.subjects import Subjects
+from tests.e2e.portal_client import logged_in
 from tests.e2e.processes import kriselogg_command, start, stop, wait_until_ready
 from tests.support import BusWatcher
 
@@ -78,12 +79,14 @@ async def test_up_logs_ids_and_never_what_people_wrote(tmp_path: Path) -> None:
         def token(person: str, name: str, role: str) -> str:
             return issue_token(key, org_id="demo", person_id=person, name=name, roles=[role])
 
-        reporter = {"Cookie": f"kriselogg_token={token('p-ansatt', 'Ali Ansatt', 'reporter')}"}
         leader_token = token("p-ln", "Lise Nord", "leader")
-        leader = {"Cookie": f"kriselogg_token={leader_token}"}
         bearer = {"Authorization": f"Bearer {leader_token}"}
 
         async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            # Portal sessions, opened in the instance's content store as its login does.
+            reporter_token = token("p-ansatt", "Ali Ansatt", "reporter")
+            reporter = await logged_in(client, data, key, reporter_token)
+            leader = await logged_in(client, data, key, leader_token)
             now = datetime.now(ZoneInfo("Europe/Oslo")).strftime("%Y-%m-%dT%H:%M")
             reported = await client.post(
                 "/meld",

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from services.content.sessions import SESSION_COOKIE
 from tests.oidc_provider import DEFAULT_CLIENT_ID, Client, run_provider
 from tests.support import running_stack
 
@@ -49,7 +50,7 @@ async def test_a_leader_logs_in_with_the_identity_provider_and_uses_kriselogg(
             body = done.json()
             assert body["person_id"] == "p-ln" and body["org_id"] == "demo"
             assert body["roles"] == ["hr", "leader"]  # the unknown "superuser" dropped
-            assert "kriselogg_token" in done.cookies
+            assert not done.cookies  # a script gets the token in the body, no session
 
             # 4. The token works for what a leader does.
             headers = {"Authorization": f"Bearer {body['token']}"}
@@ -123,4 +124,9 @@ async def test_a_browser_returning_from_the_provider_lands_in_the_portal(
                 headers={"Accept": "text/html,application/xhtml+xml"},
             )
             assert done.status_code == 303 and done.headers["location"] == "/"
-            assert "kriselogg_token" in done.cookies
+            # A portal session: its id in the cookie, the token itself stays on the server.
+            session = done.cookies[SESSION_COOKIE]
+            assert "eyJ" not in done.headers["set-cookie"] and "." not in session
+            cookie = {"Cookie": f"{SESSION_COOKIE}={session}"}
+            page = await stack.client.get("/hendelser", headers=cookie)
+            assert page.status_code == 200 and "Lise Nord" in page.text

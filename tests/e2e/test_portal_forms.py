@@ -5,19 +5,29 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import quote
 
+from tests.e2e.portal_client import as_person, login_form
 from tests.support import REPORT, Stack, running_stack
 
 
 async def test_a_leader_closes_an_incident_from_the_portal(stack: Stack) -> None:
     incident_id = (await stack.report())["id"]
     await stack.settle(incident_id)
-    cookies = {"Cookie": f"kriselogg_token={stack.tokens['leader']}"}
+    cookies = await as_person(stack, "leader")
     page = await stack.client.get(f"/hendelser/{incident_id}", headers=cookies)
     assert page.status_code == 200 and 'data-testid="close-incident"' in page.text
 
-    closed = await stack.client.post(
+    # The first post only asks (issue 16): what is left open, and nothing is closed yet.
+    asked = await stack.client.post(
         f"/hendelser/{incident_id}/avslutt",
         data={"summary": "Fulgt opp med samtaler; saken er anmeldt."},
+        headers=cookies,
+    )
+    assert asked.status_code == 200 and 'data-testid="confirm-close"' in asked.text
+    assert 'data-testid="open-measure"' in asked.text and 'data-testid="unmet-duty"' in asked.text
+    assert (await stack.timeline(incident_id))["incident"]["status"] == "open"
+    closed = await stack.client.post(
+        f"/hendelser/{incident_id}/avslutt",
+        data={"summary": "Fulgt opp med samtaler; saken er anmeldt.", "bekreftet": "ja"},
         headers=cookies,
     )
     assert closed.status_code == 303
@@ -28,20 +38,24 @@ async def test_a_leader_closes_an_incident_from_the_portal(stack: Stack) -> None
     assert 'data-testid="close-incident"' not in page.text  # closed: no second close
 
     # Only a leader is offered it, and the API refuses anyone else anyway.
-    reporter = {"Cookie": f"kriselogg_token={stack.tokens['reporter']}"}
+    reporter = await as_person(stack, "reporter")
     other = (await stack.report())["id"]
     own_page = await stack.client.get(f"/hendelser/{other}", headers=reporter)
     assert 'data-testid="close-incident"' not in own_page.text
-    refused = await stack.client.post(
-        f"/hendelser/{other}/avslutt", data={"summary": "Nei"}, headers=reporter
-    )
-    assert refused.status_code == 403
+    for confirmed in ("", "ja"):
+        refused = await stack.client.post(
+            f"/hendelser/{other}/avslutt",
+            data={"summary": "Nei", "bekreftet": confirmed},
+            headers=reporter,
+        )
+        assert refused.status_code == 403
+    assert (await stack.timeline(other))["incident"]["status"] == "open"
 
 
 async def test_a_leader_moves_an_incident_to_follow_up_from_the_portal(stack: Stack) -> None:
     incident_id = (await stack.report())["id"]
     await stack.settle(incident_id)
-    cookies = {"Cookie": f"kriselogg_token={stack.tokens['leader']}"}
+    cookies = await as_person(stack, "leader")
     page = await stack.client.get(f"/hendelser/{incident_id}", headers=cookies)
     assert "Gå over til oppfølging" in page.text and "fase Akutt" in page.text
 
@@ -59,7 +73,7 @@ async def test_a_leader_moves_an_incident_to_follow_up_from_the_portal(stack: St
     checklist = page.text[page.text.index('id="tiltak"') :]
     assert checklist.index("<h3>Oppfølgingsfase") < checklist.index("<h3>Akuttfase")  # own first
 
-    reporter = {"Cookie": f"kriselogg_token={stack.tokens['reporter']}"}
+    reporter = await as_person(stack, "reporter")
     assert (
         "change-phase"
         not in (await stack.client.get(f"/hendelser/{incident_id}", headers=reporter)).text
@@ -72,11 +86,11 @@ async def test_pages_send_a_stranger_to_the_login_and_explain_a_refusal(stack: S
         # To the login, which then leads straight back to the page asked for.
         back = "/logg-inn?neste=" + quote(path, safe="")
         assert response.status_code == 303 and response.headers["location"] == back, path
-    forged = {"Cookie": "kriselogg_token=not-a-token"}
+    forged = {"Cookie": "kriselogg_session=not-a-session"}
     assert (await stack.client.get("/hendelser", headers=forged)).status_code == 303
 
     incident_id = (await stack.report())["id"]
-    colleague = {"Cookie": f"kriselogg_token={stack.tokens['other_org']}"}
+    colleague = await as_person(stack, "other_org")
     page = await stack.client.get(f"/hendelser/{incident_id}", headers=colleague)
     assert page.status_code == 404  # another organisation: not found, like a missing one
     assert "Slått" not in page.text and "text/html" in page.headers["content-type"]
@@ -89,7 +103,7 @@ async def test_pages_send_a_stranger_to_the_login_and_explain_a_refusal(stack: S
     )
     refused = await stack.client.get(
         f"/hendelser/{other.json()['id']}",
-        headers={"Cookie": f"kriselogg_token={stack.tokens['reporter']}"},
+        headers=await as_person(stack, "reporter"),
     )
     assert refused.status_code == 403 and "Ingen tilgang" in refused.text
 
@@ -113,13 +127,19 @@ async def test_the_login_returns_to_the_page_asked_for_and_never_elsewhere(stack
     assert page.status_code == 200, login
     assert f'value="/hendelser/{incident_id}"' in page.text, (login, page.text[-1500:])
     done = await stack.client.post(
-        "/logg-inn/utvikler", data={"person_id": "p-ln", "neste": f"/hendelser/{incident_id}"}
+        "/logg-inn/utvikler",
+        data={
+            "person_id": "p-ln",
+            "neste": f"/hendelser/{incident_id}",
+            **await login_form(stack.client),
+        },
     )
     assert done.status_code == 303 and done.headers["location"] == f"/hendelser/{incident_id}"
     for evil in ("https://evil.example/", "//evil.example", "/\\evil.example", "/api/v1/incidents",
                  "/hendelser/../../logg-ut", "javascript:alert(1)"):  # fmt: skip
         sent = await stack.client.post(
-            "/logg-inn/utvikler", data={"person_id": "p-ln", "neste": evil}
+            "/logg-inn/utvikler",
+            data={"person_id": "p-ln", "neste": evil, **await login_form(stack.client)},
         )
         assert sent.headers["location"] == "/", evil
 
@@ -129,7 +149,7 @@ async def test_the_incident_page_says_so_when_nobody_could_be_reached(stack: Sta
     incident page must say nobody was reached and tell the reader to phone, not show "sendt"."""
     incident_id = (await stack.report())["id"]
     await stack.settle(incident_id)  # both alerts were handled, on the log channel
-    leader = {"Cookie": f"kriselogg_token={stack.tokens['leader']}"}
+    leader = await as_person(stack, "leader")
     page = await stack.client.get(f"/hendelser/{incident_id}", headers=leader)
     assert page.status_code == 200
     assert 'data-testid="nobody-reached"' in page.text and "Ring nærmeste leder" in page.text
@@ -152,7 +172,7 @@ async def test_the_admin_page_warns_while_no_channel_can_reach_anyone(
     sets up the directory is told, and told what to set. With SMTP set up, no warning."""
     for smtp, warned in ((None, True), ("127.0.0.1", False)):
         async with running_stack(nats_url, tmp_path / str(warned), smtp_host=smtp) as stack:
-            admin = {"Cookie": f"kriselogg_token={stack.tokens['admin']}"}
+            admin = await as_person(stack, "admin")
             page = await stack.client.get("/admin/katalog", headers=admin)
             assert page.status_code == 200
             assert ('data-testid="no-channel"' in page.text) is warned, smtp

@@ -23,10 +23,12 @@ import httpx
 import uvicorn
 from playwright.async_api import BrowserContext, async_playwright, expect
 
+from services.content.sessions import SESSION_COOKIE
 from services.gateway import Gateway
 from shared.auth import issue_token, signing_key
 from shared.clock import ManualClock
 from shared.infra import free_port
+from tests.e2e.portal_client import open_session
 from tests.e2e.test_portal import CHROMIUM_ARGS, PHONE, Browser, chromium
 from tests.support import TOKEN_TTL, ListeningServer, MailSink, Stack, running_stack
 
@@ -61,8 +63,10 @@ async def served(stack: Stack, port: int) -> AsyncIterator[str]:
         await task
 
 
-async def logged_in(context: BrowserContext, base: str, token: str) -> None:
-    await context.add_cookies([{"name": "kriselogg_token", "value": token, "url": base}])
+async def logged_in(context: BrowserContext, stack: Stack, base: str, token: str) -> None:
+    """The browser logged in as the holder of `token`: a portal session, as the login opens."""
+    session = open_session(stack.settings.data_dir, signing_key(stack.settings), token, stack.clock)
+    await context.add_cookies([{"name": SESSION_COOKIE, "value": session, "url": base}])
 
 
 def plain(message: Any) -> str:
@@ -87,12 +91,12 @@ async def test_the_reporter_sees_who_was_alerted_live_and_gets_the_receipt_by_e_
     ):
         browser = await pw.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
         employee = await browser.new_context(viewport=PHONE, locale="nb-NO")
-        await logged_in(employee, base, stack.tokens["reporter"])
+        await logged_in(employee, stack, base, stack.tokens["reporter"])
         page = await employee.new_page()
         checked = Browser(page, base)
 
         # The employee reports on the phone and lands on the receipt.
-        await page.goto(f"{base}/meld")
+        await page.goto(f"{base}/meld?kategori=vold-fysisk")
         await page.get_by_label("Hva skjedde?").fill(TITLE)
         await page.get_by_label("Mer om hendelsen (valgfritt)").fill(DESCRIPTION)
         await page.get_by_test_id("report-submit").click()
@@ -150,7 +154,7 @@ async def test_the_reporter_sees_who_was_alerted_live_and_gets_the_receipt_by_e_
         tapped = await fresh.new_page()
         await tapped.goto(link)
         await tapped.wait_for_url(re.compile(r"/logg-inn\?neste=%2Fhendelser%2F.+%2Fkvittering"))
-        await logged_in(fresh, base, stack.tokens["reporter"])
+        await logged_in(fresh, stack, base, stack.tokens["reporter"])
         await tapped.goto(link)
         await expect(tapped.get_by_test_id("receipt")).to_have_attribute(
             "data-acknowledged", "true"
@@ -162,7 +166,7 @@ async def test_the_reporter_sees_who_was_alerted_live_and_gets_the_receipt_by_e_
 
         # Without JavaScript: the same list, and a link that asks again.
         no_js = await browser.new_context(viewport=PHONE, locale="nb-NO", java_script_enabled=False)
-        await logged_in(no_js, base, stack.tokens["reporter"])
+        await logged_in(no_js, stack, base, stack.tokens["reporter"])
         bare = await no_js.new_page()
         await bare.goto(link)
         await expect(
@@ -181,7 +185,7 @@ async def test_the_reporter_sees_who_was_alerted_live_and_gets_the_receipt_by_e_
         )
         assert refused.status_code == 403, refused.text
         assert refused.headers["content-type"].startswith("application/problem+json")
-        await logged_in(no_js, base, other)
+        await logged_in(no_js, stack, base, other)
         await bare.goto(link)
         await expect(bare.get_by_role("heading", level=1)).to_have_text("Ingen tilgang")
         await browser.close()

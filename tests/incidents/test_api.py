@@ -45,7 +45,7 @@ async def test_no_or_bad_token_is_401(stack: Stack) -> None:
         response = await stack.client.post("/api/v1/incidents", json=REPORT, headers=headers)
         assert response.status_code == 401
         assert response.headers["content-type"] == "application/problem+json"
-        assert response.json()["title"] == "Not signed in"
+        assert response.json()["title"] == "Ikke logget inn"
 
 
 @pytest.mark.parametrize(
@@ -93,7 +93,7 @@ async def test_other_organisation_sees_404_like_a_missing_incident(stack: Stack)
         theirs = await stack.client.get(f"/api/v1/incidents/{incident_id}{path}", headers=other)
         missing = await stack.client.get(f"/api/v1/incidents/{uuid.uuid4()}{path}", headers=other)
         assert theirs.status_code == missing.status_code == 404
-        assert theirs.json()["title"] == missing.json()["title"] == "Incident not found"
+        assert theirs.json()["title"] == missing.json()["title"] == "Hendelsen finnes ikke"
         assert "Slått" not in theirs.text and "p-ansatt" not in theirs.text
     note = await stack.client.post(
         f"/api/v1/incidents/{incident_id}/notes", json={"text": "hei"}, headers=other
@@ -160,7 +160,7 @@ async def test_phase_goes_to_follow_up_and_a_closed_incident_refuses_all_but_not
     assert moved.status_code == 201, moved.text
     assert (await stack.client.get(base, headers=stack.auth())).json()["phase"] == "oppfolging"
     again = await post("phase", {"phase": "oppfolging"})
-    assert again.status_code == 409 and "already" in again.json()["detail"]
+    assert again.status_code == 409 and "allerede" in again.json()["detail"]
     for wrong in ("avsluttet", "ferdig"):
         refused = await post("phase", {"phase": wrong})
         assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "phase"
@@ -173,7 +173,7 @@ async def test_phase_goes_to_follow_up_and_a_closed_incident_refuses_all_but_not
     ]:
         late = await post(path, body)
         assert late.status_code == 409, (path, late.text)
-        assert late.json()["title"] == "Incident is closed"
+        assert late.json()["title"] == "Hendelsen er avsluttet"
     fixed = await post("corrections", {"seq": moved.json()["seq"], "reason": "Feil dato"})
     assert fixed.status_code == 201
     assert (await post("notes", {"text": "Etterpå"})).status_code == 201
@@ -293,7 +293,7 @@ async def test_times_days_ahead_are_refused_for_reports_measures_and_sick_leave(
     report = await stack.client.post(
         "/api/v1/incidents", json={**REPORT, "occurred_at": ahead}, headers=stack.auth("reporter")
     )
-    assert report.status_code == 422 and "more than a day ahead" in report.json()["detail"]
+    assert report.status_code == 422 and "mer enn et døgn frem i tid" in report.json()["detail"]
     incident_id = (await stack.report())["id"]
     measure = await stack.client.post(
         f"/api/v1/incidents/{incident_id}/measures",

@@ -24,14 +24,14 @@ def test_every_problem_is_named_at_once() -> None:
         "people": [{"id": "p-1", "name": "En"}, {"id": "p-1", "name": "To"}],
     }
     problems = Directory.model_validate(body).problems()
-    assert "duplicate unit id 'a'" in problems
-    assert "duplicate person id 'p-1'" in problems
-    assert "org.main_safety_rep refers to unknown person 'p-ghost'" in problems
-    assert "unit 'b' leader refers to unknown person 'p-nobody'" in problems
-    assert "unit 'd' has unknown parent 'zz'" in problems
+    assert "to enheter har id-en «a»" in problems
+    assert "to personer har id-en «p-1»" in problems
+    assert "hovedverneombudet er en ukjent person «p-ghost»" in problems
+    assert "enheten «b» har en ukjent leder «p-nobody»" in problems
+    assert "enheten «d» har en ukjent overordnet enhet «zz»" in problems
     assert any(
-        p.startswith("cycle in the unit tree: b -> c -> b")
-        or p.startswith("cycle in the unit tree: c -> b -> c")
+        p.startswith("enhetene går i ring: b → c → b")
+        or p.startswith("enhetene går i ring: c → b → c")
         for p in problems
     )
 

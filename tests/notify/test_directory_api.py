@@ -19,9 +19,9 @@ async def test_an_invalid_directory_names_every_problem_and_changes_nothing(
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
     problems = response.json()["problems"]
-    assert "unit 'u-nord' leader refers to unknown person 'p-ukjent'" in problems
-    assert "duplicate person id 'p-kd'" in problems
-    assert any(p.startswith("cycle in the unit tree") for p in problems)
+    assert "enheten «u-nord» har en ukjent leder «p-ukjent»" in problems
+    assert "to personer har id-en «p-kd»" in problems
+    assert any(p.startswith("enhetene går i ring") for p in problems)
 
     # Nothing was half-applied: the demo directory still answers.
     responders = await stack.client.get(

@@ -185,7 +185,7 @@ def test_an_organisation_can_name_another_responsible_role_within_the_audience()
             "units": [{"id": "u", "name": "U"}],
         }
     )
-    assert any("may not be told" in p for p in wrong.problems())
+    assert any("kan ikke få vite om lovplikten" in p for p in wrong.problems())
 
 
 @pytest.mark.parametrize(

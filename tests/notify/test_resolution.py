@@ -268,12 +268,12 @@ def test_every_problem_is_named_at_once() -> None:
     }
     assert sorted(Directory.model_validate(data).problems()) == sorted(
         [
-            "duplicate unit id 'team'",
-            "duplicate person id 'p-1'",
-            "duplicate routine id 'r'",
-            "unit 'div' leader refers to unknown person 'p-ghost'",
-            "person 'p-1' lists channel 'sms' but has no mobile",
-            "person 'p-2' lists channel 'webhook' but has no webhook",
-            "cycle in the unit tree: x -> y -> x",
+            "to enheter har id-en «team»",
+            "to personer har id-en «p-1»",
+            "to rutinepunkter har id-en «r»",
+            "enheten «div» har en ukjent leder «p-ghost»",
+            "personen «p-1» har kanalen sms, men ikke mobilnummer (mobile)",
+            "personen «p-2» har kanalen webhook, men ikke webhook-adresse (webhook)",
+            "enhetene går i ring: x → y → x",
         ]
     )

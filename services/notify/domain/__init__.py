@@ -38,6 +38,12 @@ Channel = Literal["email", "sms", "webhook"]
 DEFAULT_CHANNELS: tuple[Channel, ...] = ("email", "sms", "webhook")
 # The contact point each channel needs: an admin writes "sms", the person record holds "mobile".
 CHANNEL_FIELD: dict[Channel, str] = {"email": "email", "sms": "mobile", "webhook": "webhook"}
+# That contact point as an admin reads it in a problem ("… har kanalen sms, men ikke …").
+CONTACT_NAMES: dict[Channel, str] = {
+    "email": "e-postadresse (email)",
+    "sms": "mobilnummer (mobile)",
+    "webhook": "webhook-adresse (webhook)",
+}
 
 
 class Person(Strict):
@@ -141,8 +147,8 @@ class RoutineDuty(Strict):
         ]
         if len(given) != 1:
             raise ValueError(
-                f"routine duty '{self.id}' needs exactly one of after_days, after_working_days, "
-                f"after_months (got {len(given)})"
+                f"rutinepunktet «{self.id}» må ha nøyaktig én av after_days, "
+                f"after_working_days og after_months (har {len(given)})"
             )
         return self
 
@@ -188,61 +194,109 @@ class Directory(Strict):
 
     def problems(self) -> list[str]:
         """Every unknown reference, duplicate id and cycle, so an admin can fix all in one go."""
-        found: list[str] = []
+        return [issue.message for issue in self.issues()]
+
+    def issues(self) -> list[Issue]:
+        """The problems, each with where it is (`loc`, as in a validation error), so that the
+        portal can name the line of the uploaded file."""
+        found: list[Issue] = []
+
+        def add(message: str, *loc: str | int) -> None:
+            found.append(Issue(tuple(loc), message))
+
         unit_ids = [u.id for u in self.units]
         person_ids = [p.id for p in self.people]
         routine_ids = [r.id for r in self.routine or []]
-        for kind, ids in (("unit", unit_ids), ("person", person_ids), ("routine", routine_ids)):
+        for section, what, ids in (
+            ("units", "enheter", unit_ids),
+            ("people", "personer", person_ids),
+            ("routine", "rutinepunkter", routine_ids),
+        ):
             seen: set[str] = set()
-            for i in ids:
+            for n, i in enumerate(ids):
                 if i in seen:
-                    found.append(f"duplicate {kind} id '{i}'")
+                    add(f"to {what} har id-en «{i}»", section, n, "id")
                 seen.add(i)
         units, people = set(unit_ids), set(person_ids)
 
-        def person_ref(where: str, ref: str | None) -> None:
+        def person_ref(what: str, ref: str | None, *loc: str | int) -> None:
             if ref is not None and ref not in people:
-                found.append(f"{where} refers to unknown person '{ref}'")
+                add(f"{what} «{ref}»", *loc)
 
-        person_ref("org.main_safety_rep", self.org.main_safety_rep)
+        person_ref(
+            "hovedverneombudet er en ukjent person",
+            self.org.main_safety_rep,
+            "org",
+            "main_safety_rep",
+        )
         for duty_id, role in self.org.duty_responsible.items():
             provision = registry().provision(duty_id)
             if provision is None or provision.duty is None:
-                found.append(f"org.duty_responsible names unknown legal duty '{duty_id}'")
+                add(f"ukjent lovplikt «{duty_id}»", "org", "duty_responsible", duty_id)
             elif role not in provision.duty.audience:
-                found.append(
-                    f"org.duty_responsible: {role} may not be told of '{duty_id}' "
-                    f"(its audience: {', '.join(provision.duty.audience)})"
+                add(
+                    f"rollen {role} kan ikke få vite om lovplikten «{duty_id}» "
+                    f"(bare {', '.join(provision.duty.audience)})",
+                    "org",
+                    "duty_responsible",
+                    duty_id,
                 )
-        for ref in self.org.hr:
-            person_ref("org.hr", ref)
-        for unit in self.units:
+        for n, ref in enumerate(self.org.hr):
+            person_ref("HR er en ukjent person", ref, "org", "hr", n)
+        for u, unit in enumerate(self.units):
             if unit.parent is not None and unit.parent not in units:
-                found.append(f"unit '{unit.id}' has unknown parent '{unit.parent}'")
-            person_ref(f"unit '{unit.id}' leader", unit.leader)
-            person_ref(f"unit '{unit.id}' safety_rep", unit.safety_rep)
-            for ref in unit.deputies:
-                person_ref(f"unit '{unit.id}' deputy", ref)
-        for person in self.people:
+                add(
+                    f"enheten «{unit.id}» har en ukjent overordnet enhet «{unit.parent}»",
+                    "units",
+                    u,
+                    "parent",
+                )
+            has = f"enheten «{unit.id}» har"
+            person_ref(f"{has} en ukjent leder", unit.leader, "units", u, "leader")
+            person_ref(f"{has} et ukjent verneombud", unit.safety_rep, "units", u, "safety_rep")
+            for d, ref in enumerate(unit.deputies):
+                person_ref(f"{has} en ukjent stedfortreder", ref, "units", u, "deputies", d)
+        for n, person in enumerate(self.people):
             if person.unit is not None and person.unit not in units:
-                found.append(f"person '{person.id}' is in unknown unit '{person.unit}'")
-            for absence in person.absences:
+                add(
+                    f"personen «{person.id}» har en ukjent enhet «{person.unit}»",
+                    "people",
+                    n,
+                    "unit",
+                )
+            for a, absence in enumerate(person.absences):
                 if absence.to < absence.from_:
-                    found.append(f"person '{person.id}' has an absence ending before it starts")
+                    add(
+                        f"personen «{person.id}» har et fravær som slutter før det begynner",
+                        "people",
+                        n,
+                        "absences",
+                        a,
+                    )
             listed: set[str] = set()
-            for channel in person.channels or []:
+            for c, channel in enumerate(person.channels or []):
                 if channel in listed:
-                    found.append(f"person '{person.id}' lists channel '{channel}' twice")
+                    add(
+                        f"personen «{person.id}» har kanalen {channel} to ganger",
+                        "people",
+                        n,
+                        "channels",
+                        c,
+                    )
                     continue
                 listed.add(channel)
                 if not person.has_contact(channel):
-                    found.append(
-                        f"person '{person.id}' lists channel '{channel}' "
-                        f"but has no {CHANNEL_FIELD[channel]}"
+                    add(
+                        f"personen «{person.id}» har kanalen {channel}, "
+                        f"men ikke {CONTACT_NAMES[channel]}",
+                        "people",
+                        n,
+                        "channels",
+                        c,
                     )
         parents = {u.id: u.parent for u in self.units}
         reported: set[str] = set()
-        for start in unit_ids:
+        for u, start in enumerate(unit_ids):
             path: list[str] = []
             node: str | None = start
             while node is not None and node in parents and node not in path:
@@ -253,10 +307,24 @@ class Directory(Strict):
                 key = ",".join(sorted(cycle))
                 if key not in reported:
                     reported.add(key)
-                    found.append("cycle in the unit tree: " + " -> ".join([*cycle, node]))
+                    add(
+                        "enhetene går i ring: " + " → ".join([*cycle, node]),
+                        "units",
+                        u,
+                        "parent",
+                    )
         if not any(u.parent is None for u in self.units):
-            found.append("no top unit: exactly one unit must have no parent")
+            add("ingen enhet står øverst: én enhet må være uten overordnet (parent)", "units")
         return found
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem of a directory: where (`loc`, the path of keys and list positions, as in a
+    pydantic error) and what, in Norwegian."""
+
+    loc: tuple[str | int, ...]
+    message: str
 
 
 Role = Literal["nearest_leader", "deputy", "leader", "safety_rep", "main_safety_rep", "hr"]
