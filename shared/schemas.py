@@ -183,6 +183,23 @@ class DocumentFactV1(Contract):
     )
 
 
+class LogCheckpointV1(Contract):
+    """A checkpoint of the organisation's log was made and signed; notify sends it to witnesses."""
+
+    schema_name: ClassVar[str] = "LogCheckpoint"
+    org_id: str = _org()
+    size: int = Field(description="Events in the organisation's log (its tree size)", ge=0)
+    root_hash: str = Field(description="The Merkle tree's root hash, base64 (RFC 9162)")
+    note: str = Field(description="The checkpoint as a C2SP signed note, verbatim")
+    reason: Literal["interval", "closed", "document"] = Field(
+        description="Why it was made: the log grew, an incident was closed, a form was issued"
+    )
+    made_at: datetime = Field(description="When it was signed", examples=[AT])
+    tsa_token: str | None = Field(
+        default=None, description="An RFC 3161 time-stamp token of the note's text, base64"
+    )
+
+
 class UnitV1(BaseModel):
     """A unit of the organisation, with who answers for it (person ids)."""
 

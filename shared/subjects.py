@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-Source = Literal["incident", "alert", "document", "deadline"]
+Source = Literal["incident", "alert", "document", "deadline", "log"]
 
 # NATS subject tokens may not contain '.', '*', '>' or whitespace; organisation ids are slugs.
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
