@@ -28,6 +28,7 @@ from shared.http import install_hardening, install_problem_handlers
 PREFIXES: tuple[tuple[str, str], ...] = (
     ("/api/v1/guidance", "content"),
     ("/api/v1/incidents", "incidents"),
+    ("/api/v1/log", "incidents"),  # the organisation's log: checkpoints and proofs
     ("/api/v1/documents", "documents"),
     ("/api/v1/directory", "notify"),
     ("/api/v1/alerts", "notify"),

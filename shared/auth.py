@@ -20,7 +20,7 @@ from shared.settings import Settings
 ISSUER = "kriselogg"
 AUDIENCE = "kriselogg"
 ALGORITHM = "HS256"
-ROLES = frozenset({"reporter", "leader", "safety_rep", "hr", "auditor", "admin"})
+ROLES = frozenset({"reporter", "leader", "safety_rep", "hr", "auditor", "admin", "witness"})
 
 
 class TokenError(Exception):
@@ -84,6 +84,16 @@ def issue_token(
         "aud": AUDIENCE,
     }
     return jwt.encode(claims, key, algorithm=ALGORITHM)
+
+
+def issue_witness_token(
+    key: str, *, org_id: str, days: int = 366, clock: Clock = SYSTEM_CLOCK
+) -> str:
+    """A read-only token for the organisation's witnesses: checkpoints, keys and proofs only."""
+    return issue_token(
+        key, org_id=org_id, person_id="witness", name="Vitne", roles=["witness"],
+        ttl=timedelta(days=days), clock=clock,
+    )  # fmt: skip
 
 
 def verify_token(key: str, token: str, clock: Clock = SYSTEM_CLOCK) -> Principal:

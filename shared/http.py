@@ -226,6 +226,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 
 _bearer = HTTPBearer(auto_error=False)
+WITNESS_PATH = "/api/v1/log/"
 
 
 def caller_dependency(key: str, clock: Clock = SYSTEM_CLOCK) -> Callable[..., Awaitable[Principal]]:
@@ -233,6 +234,7 @@ def caller_dependency(key: str, clock: Clock = SYSTEM_CLOCK) -> Callable[..., Aw
     verify = TokenVerifier(key, clock=clock)
 
     async def caller(
+        request: Request,
         creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
         if creds is None or creds.scheme.lower() != "bearer":
@@ -240,9 +242,19 @@ def caller_dependency(key: str, clock: Clock = SYSTEM_CLOCK) -> Callable[..., Aw
                 401, "Ikke logget inn", "Send 'Authorization: Bearer <token>', eller logg inn."
             )
         try:
-            return verify(creds.credentials)
+            who = verify(creds.credentials)
         except TokenError as exc:
             raise Problem(401, "Ikke logget inn", str(exc)) from exc
+        # A witness (a safety rep's own checker, a court's) sees hashes and counts, nothing else:
+        # checked here, where every service takes its tokens, so no endpoint can forget it.
+        if who.roles == {"witness"} and not request.url.path.startswith(WITNESS_PATH):
+            raise Problem(
+                403,
+                "Ingen tilgang",
+                "Et vitnetoken gir bare tilgang til organisasjonens kontrollsummer "
+                f"({WITNESS_PATH}).",
+            )
+        return who
 
     return caller
 

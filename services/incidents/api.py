@@ -1,6 +1,7 @@
 """HTTP API of the incident log. The organisation always comes from the token."""
 
 import asyncio
+import base64
 import functools
 import json
 from collections.abc import Awaitable, Callable, Iterator
@@ -30,7 +31,7 @@ from services.incidents.domain import (
     check_anchor,
     new_state,
 )
-from services.incidents.store import AccessLog, DamagedLog, IdTaken, IncidentLog
+from services.incidents.store import AccessLog, DamagedLog, IdTaken, IncidentLog, OrgLogs
 from shared.auth import Principal
 from shared.canonical import canonical_json, rfc3339
 from shared.http import Problem
@@ -925,5 +926,180 @@ def build_router(
         if not who.has_any("auditor"):
             raise Problem(403, "Ingen tilgang", "Bare revisor kan se hvem som har lest en logg.")
         return access.reads(who.org_id, str(incident_id))
+
+    return router
+
+
+_H = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="  # an example hash, base64
+
+
+class LeafOut(BaseModel):
+    seq: int = Field(description="The event's place in the incident's log", examples=[3])
+    leaf_index: int = Field(
+        description="Its place in the organisation's log (Merkle tree)", examples=[1041]
+    )
+    leaf_hash: str = Field(description="SHA-256(0x00 ‖ export line), base64", examples=[_H])
+
+
+class LeavesOut(BaseModel):
+    incident_id: str = Field(description="The incident asked about", examples=[INCIDENT_ID])
+    tree_size: int = Field(
+        description="The organisation's tree size when this was answered", examples=[1207]
+    )
+    leaves: list[LeafOut] = Field(description="Each of its events, in seq order")
+
+
+class InclusionOut(BaseModel):
+    index: int = Field(description="The leaf's index in the tree", examples=[1041])
+    size: int = Field(description="The tree size the proof is for", examples=[1207])
+    leaf_hash: str = Field(description="The leaf at `index`, base64", examples=[_H])
+    proof: list[str] = Field(
+        description="RFC 9162 §2.1.3 inclusion path, base64, bottom up", examples=[[_H, _H]]
+    )
+
+
+class ConsistencyOut(BaseModel):
+    from_: int = Field(
+        alias="from",
+        serialization_alias="from",
+        description="The older tree size",
+        examples=[1100],
+    )
+    to: int = Field(description="The newer tree size", examples=[1207])
+    proof: list[str] = Field(
+        description="RFC 9162 §2.1.4 consistency proof, base64", examples=[[_H, _H]]
+    )
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def build_log_router(
+    log: IncidentLog,
+    logs: OrgLogs,
+    caller: Callable[..., Awaitable[Principal]],
+    tree: Callable[[str], OrgTree],
+) -> APIRouter:
+    """The organisation's log: checkpoints, keys and proofs (docs/verifying.md).
+
+    Open to every member of the organisation and to its witnesses' read-only tokens: a
+    checkpoint is a count and a hash, and a proof is hashes; neither says anything of an
+    incident. Only the leaves of one incident are behind that incident's read rule.
+    """
+    router = APIRouter(prefix="/api/v1/log", tags=["log"])
+    Caller = Annotated[Principal, Depends(caller)]
+    text = "text/plain; charset=utf-8"
+
+    def size_of(who: Principal, size: int | None) -> int:
+        current = logs.tree(who.org_id).size
+        if size is not None and size > current:
+            raise Problem(
+                422,
+                "For stor logg",
+                f"Organisasjonens logg har {current} hendelser, ikke {size}.",
+            )
+        return current if size is None else size
+
+    @router.get(
+        "/checkpoint",
+        summary="The organisation's log now, as a signed C2SP checkpoint",
+        response_class=Response,
+        responses={200: {"content": {text: {"schema": {"type": "string"}}}}},
+    )
+    async def checkpoint(who: Caller) -> Response:
+        size, note = await asyncio.to_thread(logs.checkpoint, who.org_id)
+        return Response(note, media_type=text, headers={"X-Kriselogg-Tree-Size": str(size)})
+
+    @router.get(
+        "/key",
+        summary="The verifier key that signs checkpoints now (signed-note format)",
+        response_class=Response,
+        responses={200: {"content": {text: {"schema": {"type": "string"}}}}},
+    )
+    async def key(who: Caller) -> Response:
+        signers = await asyncio.to_thread(logs.keys.active)
+        return Response(signers[0].verifier.line() + "\n", media_type=text)
+
+    @router.get(
+        "/keys",
+        summary="Every verifier key that ever signed a checkpoint, newest first",
+        response_class=Response,
+        responses={200: {"content": {text: {"schema": {"type": "string"}}}}},
+    )
+    async def keys(who: Caller) -> Response:
+        verifiers = await asyncio.to_thread(logs.keys.verifiers)
+        return Response("".join(v.line() + "\n" for v in verifiers), media_type=text)
+
+    @router.get("/leaves", summary="Each event's place in the organisation's log")
+    async def leaves(
+        who: Caller,
+        incident_id: Annotated[
+            UUID, Query(description="The incident's id", examples=[INCIDENT_ID])
+        ],
+    ) -> LeavesOut:
+        def answer() -> LeavesOut:
+            facts = log.facts(incident_id, who.org_id)
+            if facts is None and logs.org_of(str(incident_id)) != who.org_id:
+                raise _not_found(incident_id)
+            if not allowed(who, "read", facts or IncidentFacts("", "", ""), tree(who.org_id)):
+                raise Problem(403, "Ingen tilgang", "Du har ikke tilgang til denne hendelsen.")
+            size = logs.tree(who.org_id).size
+            rows = [
+                LeafOut(seq=leaf.seq, leaf_index=leaf.leaf_index, leaf_hash=_b64(leaf.hash))
+                for leaf in logs.leaves(str(incident_id))
+            ]
+            return LeavesOut(incident_id=str(incident_id), tree_size=size, leaves=rows)
+
+        return await asyncio.to_thread(answer)
+
+    @router.get("/proof/inclusion", summary="RFC 9162 inclusion proof of one leaf")
+    async def inclusion(
+        who: Caller,
+        index: Annotated[int, Query(ge=0, le=2**53)],
+        size: Annotated[int, Query(ge=1, le=2**53)],
+    ) -> InclusionOut:
+        def answer() -> InclusionOut:
+            size_of(who, size)
+            if index >= size:
+                raise Problem(
+                    422, "Ugyldig forespørsel", f"Hendelse {index} finnes ikke i en logg på {size}."
+                )
+            org_tree = logs.tree(who.org_id)
+            proof = org_tree.inclusion_proof(index, size)
+            return InclusionOut(
+                index=index,
+                size=size,
+                leaf_hash=_b64(org_tree.leaf(index)),
+                proof=[_b64(p) for p in proof],
+            )
+
+        return await asyncio.to_thread(answer)
+
+    @router.get(
+        "/proof/consistency",
+        summary="RFC 9162 consistency proof between two sizes of the log",
+        response_model=ConsistencyOut,
+        response_model_by_alias=True,
+    )
+    async def consistency(
+        who: Caller,
+        from_: Annotated[int, Query(alias="from", ge=0, le=2**53)],
+        to: Annotated[int, Query(ge=0, le=2**53)],
+    ) -> ConsistencyOut:
+        def answer() -> ConsistencyOut:
+            size_of(who, to)
+            if from_ > to:
+                raise Problem(
+                    422,
+                    "Ugyldig forespørsel",
+                    "En logg kan ikke bli kortere: from er større enn to.",
+                )
+            proof = logs.tree(who.org_id).consistency_proof(from_, to)
+            return ConsistencyOut.model_validate(
+                {"from": from_, "to": to, "proof": [_b64(p) for p in proof]}
+            )
+
+        return await asyncio.to_thread(answer)
 
     return router

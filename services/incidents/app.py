@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import threading
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
@@ -12,7 +14,14 @@ from fastapi.responses import JSONResponse
 from services.incidents import api
 from services.incidents import bus as incident_bus
 from services.incidents.settings import IncidentSettings
-from services.incidents.store import AccessLog, DamagedLog, IncidentLog, StoreClosed
+from services.incidents.store import (
+    AccessLog,
+    DamagedLog,
+    IncidentLog,
+    LogKeys,
+    OrgLogs,
+    StoreClosed,
+)
 from shared import bus
 from shared.apidocs import install_docs
 from shared.auth import signing_key
@@ -31,7 +40,31 @@ def create_app(settings: IncidentSettings | None = None, clock: Clock = SYSTEM_C
     store = IncidentLog(settings, clock)
     broker = bus.make_broker(settings, "incidents")
     relay = incident_bus.Relay(store, broker, settings.subjects)
-    store.on_saved = relay.wake
+    keys = LogKeys(
+        settings.service_dir("incidents") / "log-keys", settings.log_name, settings.log_signing_key
+    )
+    logs = OrgLogs(settings.service_dir("incidents") / "log.sqlite", store, keys, settings.log_name)
+    tree_due = threading.Event()
+
+    def saved() -> None:
+        relay.wake()
+        tree_due.set()
+
+    store.on_saved = saved
+
+    def follow_log(stop: threading.Event) -> None:
+        """Takes each committed event into the organisation's tree soon after it is stored, so
+        the tree knows every incident even if its rows are later deleted (verify says so)."""
+        while not stop.is_set():
+            tree_due.wait(timeout=1.0)
+            tree_due.clear()
+            try:
+                logs.catch_up()
+            except StoreClosed:
+                return
+            except Exception as exc:  # the next commit, or the next second, tries again
+                logging.getLogger(__name__).warning("log tree: %s", type(exc).__name__)
+
     incident_bus.register(broker, store, settings)
     access = AccessLog(settings.service_dir("incidents") / "access.sqlite", clock)
     directory = bus.DirectoryWatch()
@@ -42,6 +75,11 @@ def create_app(settings: IncidentSettings | None = None, clock: Clock = SYSTEM_C
         await bus.ensure_streams(broker, settings)
         await broker.start()
         relay_task = asyncio.create_task(relay.run(), name="incidents-relay")
+        stop_tree = threading.Event()
+        tree_thread = threading.Thread(
+            target=follow_log, args=(stop_tree,), name="incidents-log-tree", daemon=True
+        )
+        tree_thread.start()
         watch_task = asyncio.create_task(
             directory.run(broker, settings), name="incidents-directory"
         )
@@ -58,12 +96,21 @@ def create_app(settings: IncidentSettings | None = None, clock: Clock = SYSTEM_C
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await broker.stop()
+            stop_tree.set()
+            tree_due.set()
+            await asyncio.to_thread(tree_thread.join, 10)
             store.close()
+            logs.close()
             access.close()
 
     async def store_ready() -> bool:
         await asyncio.to_thread(store.recorder.max_notification_id)
         return True
+
+    async def log_ready() -> bool:
+        # A halted tree: an event could not be read in order; the log is damaged there.
+        await asyncio.to_thread(logs.catch_up)
+        return logs.halted is None
 
     async def bus_ready() -> bool:
         return bool(broker.config.connection_state.connection.is_connected)
@@ -99,7 +146,14 @@ def create_app(settings: IncidentSettings | None = None, clock: Clock = SYSTEM_C
         return directory.ready.is_set()
 
     app.include_router(
-        health_router({"store": store_ready, "bus": bus_ready, "directory": directory_ready})
+        health_router(
+            {
+                "store": store_ready,
+                "log": log_ready,
+                "bus": bus_ready,
+                "directory": directory_ready,
+            }
+        )
     )
 
     async def anchor_lookup(org_id: str, incident_id: str) -> tuple[int, str] | None:
@@ -114,6 +168,12 @@ def create_app(settings: IncidentSettings | None = None, clock: Clock = SYSTEM_C
             access,
         )
     )
+    app.include_router(
+        api.build_log_router(
+            store, logs, caller_dependency(signing_key(settings), clock), directory.tree
+        )
+    )
+    app.state.logs = logs
     app.state.clock = clock
     app.state.store = store
     app.state.directory = directory

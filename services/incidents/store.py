@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
 import hashlib
@@ -29,8 +30,10 @@ from psycopg.conninfo import conninfo_to_dict
 
 from services.incidents.domain import Incident
 from services.incidents.settings import IncidentSettings
-from shared.canonical import GENESIS_HASH, ChainReport, verify_chain
+from shared.canonical import GENESIS_HASH, ChainReport, canonical_json, verify_chain
 from shared.clock import SYSTEM_CLOCK, Clock
+from shared.merkle import Tree, leaf_hash
+from shared.note import Checkpoint, Signer, Verifier, sign_note
 from shared.policy import IncidentFacts
 from shared.sqlite import SqliteStore
 
@@ -687,3 +690,206 @@ class AccessLog(SqliteStore):
                 (org_id, incident_id),
             ).fetchall()
         return [{"person_id": r[0], "name": r[1], "action": r[2], "at": r[3]} for r in rows]
+
+
+# --- the organisation's log: a Merkle tree over every event, and signed checkpoints ------------
+
+LOG_SCHEMA = """
+CREATE TABLE IF NOT EXISTS leaves (
+  org_id TEXT NOT NULL, leaf_index INTEGER NOT NULL, incident_id TEXT NOT NULL,
+  seq INTEGER NOT NULL, notification_id INTEGER NOT NULL, hash BLOB NOT NULL,
+  PRIMARY KEY (org_id, leaf_index));
+CREATE INDEX IF NOT EXISTS leaves_by_incident ON leaves (incident_id, seq);
+CREATE TABLE IF NOT EXISTS position (
+  id INTEGER PRIMARY KEY CHECK (id = 1), notification_id INTEGER);
+"""
+
+
+class LogKeys:
+    """The Ed25519 keys that sign checkpoints: files in the data dir, or one seed from the env.
+
+    Several replicas must sign with the same key: give them KRISELOGG_LOG_SIGNING_KEY. A rotation
+    adds a key (`new`), and both sign until the old one is retired; a retired key signs no more
+    but stays published, so checkpoints printed on old log forms can still be checked.
+    """
+
+    def __init__(self, directory: Path, name: str, env_seed: str | None = None) -> None:
+        self.directory = directory
+        self.name = name
+        self.env_seed = env_seed
+        self._lock = threading.Lock()
+
+    def _files(self, suffix: str) -> list[Path]:
+        if not self.directory.is_dir():
+            return []
+        return sorted(self.directory.glob(f"*{suffix}"), reverse=True)  # newest first
+
+    def _load(self, path: Path) -> Signer:
+        return Signer.from_seed(self.name, base64.b64decode(path.read_text().strip()))
+
+    def active(self) -> list[Signer]:
+        if self.env_seed:
+            return [Signer.from_seed(self.name, base64.b64decode(self.env_seed))]
+        with self._lock:
+            files = self._files(".key")
+            if not files:
+                return [self._write(Signer.generate(self.name))]
+            return [self._load(p) for p in files]
+
+    def verifiers(self) -> list[Verifier]:
+        keys = {s.verifier.line(): s.verifier for s in self.active()}
+        if not self.env_seed:
+            for path in self._files(".retired"):
+                verifier = self._load(path).verifier
+                keys.setdefault(verifier.line(), verifier)
+        return list(keys.values())
+
+    def new(self) -> Signer:
+        with self._lock:
+            return self._write(Signer.generate(self.name))
+
+    def retire(self, key_id_hex: str) -> None:
+        with self._lock:
+            files = self._files(".key")
+            chosen = [p for p in files if p.stem.endswith(f"-{key_id_hex}")]
+            if not chosen:
+                raise KeyError(key_id_hex)
+            if len(files) == 1:
+                raise ValueError("the last active key cannot be retired: make a new one first")
+            chosen[0].rename(chosen[0].with_suffix(".retired"))
+
+    def _write(self, signer: Signer) -> Signer:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        path = self.directory / f"{stamp}-{signer.verifier.id.hex()}.key"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(base64.b64encode(signer.seed()).decode())
+        return signer
+
+
+@dataclass(frozen=True)
+class Leaf:
+    seq: int
+    leaf_index: int
+    hash: bytes
+
+
+class TreeHalted(Exception):
+    """An event could not be read while the tree took it in; the log is damaged there."""
+
+
+class OrgLogs(SqliteStore):
+    """One Merkle tree per organisation over every event of its incidents (RFC 9162).
+
+    The leaves follow the store's notification log: its ids are the one order every replica
+    and the PostgreSQL store agree on, so the trees are a deterministic projection of it and any
+    replica rebuilds the same roots. A leaf is the SHA-256 of 0x00 and the event's export line
+    (its canonical JSON). The leaves are kept in their own file: whoever rewrites an event in
+    the event store must rewrite them too, and then the roots no longer match the checkpoints
+    the witnesses hold.
+    """
+
+    def __init__(self, path: Path, store: IncidentLog, keys: LogKeys, origin_prefix: str) -> None:
+        super().__init__(path, LOG_SCHEMA)
+        self.store = store
+        self.keys = keys
+        self.origin_prefix = origin_prefix
+        self._trees: dict[str, Tree] = {}
+        self._by_incident: dict[str, list[Leaf]] = {}
+        self._catch_up_lock = threading.Lock()
+        self._signed: dict[str, tuple[float, int, str]] = {}
+        self.halted: str | None = None
+        with self._lock:
+            row = self._db.execute("SELECT notification_id FROM position").fetchone()
+            self._position = int(row[0]) if row and row[0] is not None else 0
+            rows = self._db.execute(
+                "SELECT org_id, leaf_index, incident_id, seq, hash FROM leaves "
+                "ORDER BY org_id, leaf_index"
+            ).fetchall()
+        for org_id, index, incident_id, seq, leaf in rows:
+            tree = self._trees.setdefault(org_id, Tree())
+            if tree.append(bytes(leaf)) != index:
+                raise RuntimeError("the log's leaves are not contiguous: the file is damaged")
+            self._by_incident.setdefault(incident_id, []).append(Leaf(seq, index, bytes(leaf)))
+
+    def origin(self, org_id: str) -> str:
+        return f"{self.origin_prefix}/{org_id}"
+
+    def catch_up(self) -> None:
+        """Take in every event stored since the last call, in notification order."""
+        with self._catch_up_lock:
+            self.halted = None
+            while True:
+                batch = self.store.notifications_after(self._position, 500)
+                if not batch:
+                    return
+                rows: list[tuple[str, int, str, int, int, bytes]] = []
+                sizes = {org: tree.size for org, tree in self._trees.items()}
+                for notification, exported in zip(
+                    batch, self.store.exported_batch(batch), strict=True
+                ):
+                    if exported is None:
+                        continue  # not an incident event (none are stored today)
+                    if isinstance(exported, Unreadable):
+                        # The order is fixed: skipping would give every later event another
+                        # place. Stop here; verify and /readyz say the log is damaged.
+                        self.halted = (
+                            f"event {notification.originator_version} of an incident cannot be "
+                            f"read ({exported.reason})"
+                        )
+                        log.error("organisation log halted: %s", self.halted)
+                        break
+                    org_id = str(exported["org_id"])
+                    index = sizes.get(org_id, 0)
+                    sizes[org_id] = index + 1
+                    rows.append((org_id, index, str(exported["incident_id"]),
+                                 int(exported["seq"]), notification.id,
+                                 leaf_hash(canonical_json(exported))))  # fmt: skip
+                # Halted: up to the last event taken in; else the whole batch (non-events too).
+                last = (rows[-1][4] if rows else self._position) if self.halted else batch[-1].id
+                with self._tx() as db:
+                    db.executemany("INSERT INTO leaves VALUES (?, ?, ?, ?, ?, ?)", rows)
+                    db.execute(
+                        "INSERT INTO position VALUES (1, ?) ON CONFLICT (id) DO UPDATE "
+                        "SET notification_id = excluded.notification_id",
+                        (last,),
+                    )
+                for org_id, index, incident_id, seq, _, leaf in rows:
+                    self._trees.setdefault(org_id, Tree()).append(leaf)
+                    self._by_incident.setdefault(incident_id, []).append(Leaf(seq, index, leaf))
+                self._position = last
+                if self.halted:
+                    return
+
+    def tree(self, org_id: str) -> Tree:
+        """The organisation's tree, caught up. Callers must not append to it."""
+        self.catch_up()
+        return self._trees.get(org_id) or Tree()
+
+    def leaves(self, incident_id: str) -> list[Leaf]:
+        self.catch_up()
+        return list(self._by_incident.get(incident_id, []))
+
+    def org_of(self, incident_id: str) -> str | None:
+        """The organisation the tree filed the incident under, even if its events are gone."""
+        self.catch_up()
+        with self._lock:
+            row = self._db.execute(
+                "SELECT org_id FROM leaves WHERE incident_id = ? LIMIT 1", (incident_id,)
+            ).fetchone()
+        return str(row[0]) if row else None
+
+    def checkpoint(self, org_id: str) -> tuple[int, str]:
+        """The organisation's current tree size and its signed checkpoint (cached ≤ 1 s)."""
+        with self._catch_up_lock:
+            cached = self._signed.get(org_id)
+            if cached is not None and time.monotonic() - cached[0] < 1.0:
+                return cached[1], cached[2]
+        tree = self.tree(org_id)
+        with self._catch_up_lock:
+            size = tree.size
+            text = Checkpoint(self.origin(org_id), size, tree.root(size)).text()
+            note = sign_note(text, *self.keys.active())
+            self._signed[org_id] = (time.monotonic(), size, note)
+        return size, note
