@@ -22,10 +22,12 @@ import yaml
 from fastapi import FastAPI
 from pydantic import ValidationError
 
-from shared.auth import ROLES, issue_token, signing_key
+from shared import witness as w
+from shared.auth import ROLES, issue_token, issue_witness_token, signing_key
 from shared.canonical import verify_chain
 from shared.clock import SYSTEM_CLOCK, Clock
 from shared.infra import EmbeddedNats
+from shared.note import NoteError, parse_verifier
 from shared.settings import Settings
 
 SERVICES = ("content", "incidents", "documents", "notify")
@@ -462,6 +464,79 @@ def token(
             ttl=timedelta(hours=hours),
         )
     )
+
+
+@cli.command("witness-token")
+def witness_token(
+    org: Annotated[str, typer.Option(help="Organisation id")],
+    days: Annotated[int, typer.Option(min=1, max=3660, help="Lifetime in days")] = 366,
+    data: DataDir = DEFAULT_DATA,
+) -> None:
+    """Print a read-only token for a witness: checkpoints, keys and proofs, nothing else."""
+    typer.echo(issue_witness_token(_instance_key("witness-token", data), org_id=org, days=days))
+
+
+@cli.command("witness")
+def witness_command(
+    state: Annotated[Path, typer.Option(help="This witness's own folder (keep it safe)")],
+    url: Annotated[
+        str | None, typer.Option(help="kriselogg's address, e.g. https://krise.example")
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option(envvar="KRISELOGG_WITNESS_TOKEN", help="A witness token")
+    ] = None,
+    key: Annotated[
+        list[str] | None, typer.Option(help="A verifier key line to trust (from the e-mail)")
+    ] = None,
+    note: Annotated[
+        Path | None, typer.Option(help="Check this checkpoint (e-mail, printed form) instead")
+    ] = None,
+) -> None:
+    """Check that the organisation's log only grew since this witness last looked.
+
+    Exit 0: the log grew (or is unchanged) and nothing before was changed. Exit 1: it was
+    changed, shrunk, split in two (a fork) or signed by a key you do not trust: keep the
+    folder and tell AMU. Exit 2: wrong use. Exit 3: the log could not be asked.
+    """
+    if url is None and note is None:
+        _fail("witness", "give --url (and a witness token), or --note with a checkpoint file")
+    if url is not None and not token:
+        _fail("witness", "give the witness token with --token or KRISELOGG_WITNESS_TOKEN")
+    try:
+        trusted = [parse_verifier(line) for line in key or []]
+        text = note.read_text(encoding="utf-8") if note is not None else None
+    except (NoteError, OSError) as exc:
+        _fail("witness", str(exc))
+    client = w.LogClient(url, token or "") if url is not None else None
+    try:
+        accepted = w.witness(w.WitnessState(state), client, note=text, trusted=trusted)
+    except w.WitnessAlarm as exc:
+        typer.echo(w.ALARM.format(what=str(exc), state=state), err=True)
+        raise typer.Exit(w.TAMPERED) from None
+    except w.WitnessError as exc:
+        typer.echo(f"kriselogg witness: {exc}; nothing was checked", err=True)
+        raise typer.Exit(w.UNREACHABLE) from None
+    finally:
+        if client is not None:
+            client.close()
+    if accepted.first_key:
+        typer.echo(
+            f"Første kjøring: stoler nå på nøkkelen {accepted.key.line()}\n"
+            "Sammenlign den med nøkkelen i e-posten med kontrollsummer før du stoler på svaret."
+        )
+    cp = accepted.checkpoint
+    if accepted.previous is None:
+        typer.echo(f"OK: {cp.origin} har {cp.size} hendelser. Kontrollsummen er lagret.")
+    elif cp.size < accepted.previous:
+        typer.echo(
+            f"OK: kontrollsummen for {cp.size} hendelser hører til den samme loggen som du har "
+            f"kontrollert (nå {accepted.previous} hendelser)."
+        )
+    else:
+        typer.echo(
+            f"OK: {cp.origin} har vokst fra {accepted.previous} til {cp.size} hendelser, "
+            "og ingenting fra før er endret."
+        )
 
 
 # `verify` prints the same lines as scripts/verify_export.py for the same findings (README,

@@ -148,14 +148,15 @@ async def test_impossible_proofs_are_refused_in_norwegian(stack: Stack) -> None:
             "X-Kriselogg-Tree-Size"
         ]
     )
-    for path, params in (
+    cases: list[tuple[str, dict[str, Any]]] = [
         ("/api/v1/log/proof/inclusion", {"index": size, "size": size}),
         ("/api/v1/log/proof/inclusion", {"index": 0, "size": size + 1}),
         ("/api/v1/log/proof/inclusion", {"index": -1, "size": 1}),
         ("/api/v1/log/proof/inclusion", {"index": "x", "size": 1}),
         ("/api/v1/log/proof/consistency", {"from": 2, "to": 1}),
         ("/api/v1/log/proof/consistency", {"from": 0, "to": size + 1}),
-    ):
+    ]
+    for path, params in cases:
         response = await stack.client.get(path, params=params, headers=witness)
         assert response.status_code == 422, (path, params, response.text)
         assert response.headers["content-type"] == "application/problem+json"
