@@ -31,7 +31,14 @@ from services.incidents.domain import (
     check_anchor,
     new_state,
 )
-from services.incidents.store import AccessLog, DamagedLog, IdTaken, IncidentLog, OrgLogs
+from services.incidents.store import (
+    AccessLog,
+    DamagedLog,
+    IdTaken,
+    IncidentLog,
+    Leaf,
+    OrgLogs,
+)
 from shared.auth import Principal
 from shared.canonical import canonical_json, rfc3339
 from shared.http import Problem
@@ -327,7 +334,11 @@ class IncidentSummary(BaseModel):
     reported_at: str = Field(description="When it was reported (UTC, RFC 3339)", examples=[AT])
     unit_id: str = Field(description="The unit where it happened", examples=["u-nord"])
     reported_by: str = Field(description="Person id of the reporter", examples=["p-ansatt"])
-    status: str = Field(description="open or closed", examples=["open"])
+    status: str = Field(
+        description="open, closed, or damaged (in the organisation's log, but its events can no "
+        "longer be read from the store: ask an auditor to verify it)",
+        examples=["open"],
+    )
 
 
 class Entry(BaseModel):
@@ -551,6 +562,23 @@ AnchorLookup = Callable[[str, str], Awaitable[tuple[int, str] | None]]
 """(org_id, incident_id) -> the latest anchored (seq, hash), or None when there is none."""
 
 
+def tree_mismatch(
+    in_tree: list[Leaf], stored: list[bytes], stored_count: int
+) -> tuple[int, str] | None:
+    """The first event whose stored form is not the one the organisation's tree took in.
+
+    `stored` holds the leaves of the events that could be read, in seq order; `stored_count`
+    counts every stored event. A leaf the tree has but the store lacks is a deleted event.
+    """
+    for leaf in in_tree:
+        where = f"leaf {leaf.leaf_index} of the organisation's log"
+        if leaf.seq > stored_count:
+            return leaf.seq, f"event {leaf.seq} is missing ({where})"
+        if leaf.seq <= len(stored) and stored[leaf.seq - 1] != leaf.hash:
+            return leaf.seq, f"event {leaf.seq} is not the one the log recorded ({where})"
+    return None
+
+
 def _written(incident: Incident, status: int = 201) -> Response:
     """201 with `Written`, encoded directly: pydantic's response serialisation cost more here."""
     body = {"id": str(incident.id), "seq": incident.version, "hash": incident.head_hash}
@@ -580,8 +608,13 @@ def build_router(
     anchor_lookup: AnchorLookup,
     tree: Callable[[str], OrgTree],
     access: AccessLog,
+    logs: OrgLogs | None = None,
 ) -> APIRouter:
-    """`tree(org)` gives the organisation's units for the access rules (shared.policy)."""
+    """`tree(org)` gives the organisation's units for the access rules (shared.policy).
+
+    `logs`, the organisation's Merkle tree: it knows every incident and every event ever
+    stored, so one whose rows were deleted is reported as tampered with, never as missing.
+    """
     router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
     Caller = Annotated[Principal, Depends(caller)]
 
@@ -595,6 +628,8 @@ def build_router(
         """
         facts = log.facts(incident_id, who.org_id)
         if facts is None:
+            if logs is not None and logs.org_of(str(incident_id)) == who.org_id:
+                raise DamagedLog(str(incident_id))  # its report was deleted from the store
             raise _not_found(incident_id)
         check(incident_id, who, action, facts)
 
@@ -699,12 +734,26 @@ def build_router(
         responses={200: {"model": list[IncidentSummary], "description": "Newest first"}},
     )
     def list_incidents(
-        who: Caller, status: Literal["open", "closed"] | None = None
+        who: Caller, status: Literal["open", "closed", "damaged"] | None = None
     ) -> list[dict[str, Any]]:
         entries = log.list_incidents(who.org_id, status)
         facts = [(e.id, IncidentFacts(e.unit_id, e.category, e.reported_by)) for e in entries]
         shown = set(visible(who, facts, tree(who.org_id)))
-        return [vars(e) for e in entries if e.id in shown]
+        listed = [vars(e) for e in entries if e.id in shown]
+        if logs is not None and status in (None, "damaged"):
+            # In the organisation's tree but not readable from the store: rows were deleted or
+            # damaged. Shown, as damaged, to those who see every incident (nothing else is known).
+            known = {e.id for e in log.list_incidents(who.org_id, None)}
+            lost = [i for i in logs.incidents(who.org_id) if i not in known]
+            if lost and allowed(who, "read", IncidentFacts("", "", ""), tree(who.org_id)):
+                leaves = {i: logs.leaves(i) for i in lost}
+                listed += [
+                    {"id": i, "org_id": who.org_id, "title": "", "category": "", "severity": "",
+                     "reported_at": "", "unit_id": "", "reported_by": "", "status": "damaged",
+                     "first_leaf_index": leaves[i][0].leaf_index if leaves[i] else None}
+                    for i in lost
+                ]  # fmt: skip
+        return listed
 
     @router.get(
         "/{incident_id}",
@@ -869,15 +918,26 @@ def build_router(
             # The first event, which names the organisation, is unreadable. The anchor keeper
             # knows apart from the store that this incident is the caller's organisation's;
             # without its unit, only the roles that see every incident may verify it.
-            if anchor is None:
+            known = logs is not None and logs.org_of(str(incident_id)) == who.org_id
+            if anchor is None and not known:
                 raise _not_found(incident_id)
             check(incident_id, who, "export", IncidentFacts("", "", ""))
-        report, hashes = await asyncio.to_thread(log.verify, incident_id)
+        report, hashes, leaves = await asyncio.to_thread(log.verify_with_leaves, incident_id)
         valid, first_bad, reason = report.valid, report.first_invalid_seq, report.reason
         if anchor is not None:
             mismatch = check_anchor(len(hashes), hashes, anchor[0], anchor[1])
             if mismatch is not None and (first_bad is None or mismatch[0] < first_bad):
                 valid, (first_bad, reason) = False, mismatch
+        if logs is not None:
+            in_tree = await asyncio.to_thread(logs.leaves, str(incident_id))
+            against = tree_mismatch(in_tree, leaves, len(hashes))
+            if against is not None and (first_bad is None or against[0] < first_bad):
+                valid, (first_bad, reason) = False, against
+            elif first_bad is not None:
+                # Name the event's place in the organisation's log too, for the auditor.
+                index = {leaf.seq: leaf.leaf_index for leaf in in_tree}.get(first_bad)
+                if index is not None:
+                    reason = f"{reason} (leaf {index} of the organisation's log)"
         return VerifyOut(
             valid=valid,
             length=report.length,

@@ -166,6 +166,7 @@ def create_app(settings: IncidentSettings | None = None, clock: Clock = SYSTEM_C
             anchor_lookup,
             directory.tree,
             access,
+            logs,
         )
     )
     app.include_router(

@@ -256,7 +256,7 @@ class IncidentLog(Application[UUID]):
         self._locks_guard = threading.Lock()
         self.decoded_cache_incidents = settings.aggregate_cache_size or 1
         self._exported: OrderedDict[UUID, list[dict[str, Any]]] = OrderedDict()
-        self._verified: dict[UUID, list[tuple[bytes, str]]] = {}
+        self._verified: dict[UUID, list[tuple[bytes, str, bytes]]] = {}
         self._gate = _Gate()
         self._snapshot_interval = settings.snapshot_interval
         self._snapshotter = ThreadPoolExecutor(1, thread_name_prefix="incident-snapshots")
@@ -369,13 +369,18 @@ class IncidentLog(Application[UUID]):
             incident = self.get(incident_id, org_id)
             return None if incident is None else json.dumps(incident.state).encode()
 
-    @_guarded
     def verify(self, incident_id: UUID) -> tuple[ChainReport, list[str]]:
+        report, hashes, _ = self.verify_with_leaves(incident_id)
+        return report, hashes
+
+    @_guarded
+    def verify_with_leaves(self, incident_id: UUID) -> tuple[ChainReport, list[str], list[bytes]]:
         """Check the stored stream itself, event by event, never trusting the aggregate cache.
 
         A stored event that no longer decrypts, decompresses or parses is reported as the first
         invalid seq with the reason, like a broken hash; nothing here raises on damaged data.
-        Also returns the stored `hash` of every event, for the comparison with the anchor.
+        Also returns the stored `hash` of every event, for the comparison with the anchor, and
+        each readable event's Merkle leaf (its export line hashed), for the organisation's tree.
         """
         stored_events = self.recorder.select_events(incident_id)
         # Events whose stored bytes are exactly those verified last time need no second decode
@@ -394,15 +399,16 @@ class IncidentLog(Application[UUID]):
         report = self._verify_stored(
             stored_events[reuse:], exported, reuse, prefix[-1][1] if prefix else GENESIS_HASH
         )
-        hashes = [h for _, h in prefix] + [e["hash"] for e in exported]
+        hashes = [h for _, h, _ in prefix] + [e["hash"] for e in exported]
+        leaves = [leaf for _, _, leaf in prefix] + [leaf_hash(canonical_json(e)) for e in exported]
         if report.valid:
             self._verified[incident_id] = prefix + list(
-                zip(digests[reuse:], hashes[reuse:], strict=True)
+                zip(digests[reuse:], hashes[reuse:], leaves[reuse:], strict=True)
             )
             while len(self._verified) > self.decoded_cache_incidents:
                 self._verified.pop(next(iter(self._verified)))
         hashes += [""] * (len(stored_events) - len(hashes))
-        return report, hashes
+        return report, hashes, leaves
 
     def _verify_stored(
         self,
@@ -797,6 +803,7 @@ class OrgLogs(SqliteStore):
         self.origin_prefix = origin_prefix
         self._trees: dict[str, Tree] = {}
         self._by_incident: dict[str, list[Leaf]] = {}
+        self._orgs: dict[str, str] = {}  # incident → organisation, as the tree filed it
         self._catch_up_lock = threading.Lock()
         self._signed: dict[str, tuple[float, int, str]] = {}
         self.halted: str | None = None
@@ -812,6 +819,7 @@ class OrgLogs(SqliteStore):
             if tree.append(bytes(leaf)) != index:
                 raise RuntimeError("the log's leaves are not contiguous: the file is damaged")
             self._by_incident.setdefault(incident_id, []).append(Leaf(seq, index, bytes(leaf)))
+            self._orgs[incident_id] = org_id
 
     def origin(self, org_id: str) -> str:
         return f"{self.origin_prefix}/{org_id}"
@@ -858,6 +866,7 @@ class OrgLogs(SqliteStore):
                 for org_id, index, incident_id, seq, _, leaf in rows:
                     self._trees.setdefault(org_id, Tree()).append(leaf)
                     self._by_incident.setdefault(incident_id, []).append(Leaf(seq, index, leaf))
+                    self._orgs[incident_id] = org_id
                 self._position = last
                 if self.halted:
                     return
@@ -874,11 +883,12 @@ class OrgLogs(SqliteStore):
     def org_of(self, incident_id: str) -> str | None:
         """The organisation the tree filed the incident under, even if its events are gone."""
         self.catch_up()
-        with self._lock:
-            row = self._db.execute(
-                "SELECT org_id FROM leaves WHERE incident_id = ? LIMIT 1", (incident_id,)
-            ).fetchone()
-        return str(row[0]) if row else None
+        return self._orgs.get(incident_id)
+
+    def incidents(self, org_id: str) -> list[str]:
+        """Every incident the organisation's tree holds events of."""
+        self.catch_up()
+        return [i for i, org in self._orgs.items() if org == org_id]
 
     def checkpoint(self, org_id: str) -> tuple[int, str]:
         """The organisation's current tree size and its signed checkpoint (cached ≤ 1 s)."""
