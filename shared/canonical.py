@@ -84,3 +84,19 @@ def verify_chain(
         prev = str(event["hash"])
         length = expected_seq
     return ChainReport(True, length, prev)
+
+
+def recorded_by(events: Iterable[Mapping[str, Any]], moment: datetime) -> int:
+    """How many events, from the first, were recorded by `moment`: the log as it stood then.
+
+    A prefix in log order, never a filter: `recorded_at` is each writer's own wall clock, and
+    two replicas a little apart can record event 5 "before" event 4. Filtering would then show
+    5 without 4, and the timeline and the log form as of one moment could disagree. The log
+    as of a moment ends at the first event recorded after it.
+    """
+    count = 0
+    for event in events:
+        if datetime.fromisoformat(str(event["recorded_at"])) > moment:
+            break
+        count += 1
+    return count

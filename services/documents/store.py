@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from services.documents.domain import log_context, render_docx
-from shared.canonical import verify_chain
+from shared.canonical import recorded_by, verify_chain
 from shared.clock import SYSTEM_CLOCK, Clock
 from shared.schemas import Actor, DocumentFactV1
 from shared.sqlite import SqliteStore
@@ -341,12 +341,9 @@ class LogForms:
         elif as_of is None:
             as_of_seq = chain.length
         else:
-            included = [
-                e["seq"] for e in events if datetime.fromisoformat(e["recorded_at"]) <= as_of
-            ]
-            if not included:
+            as_of_seq = recorded_by(events, as_of)  # a prefix, as the timeline shows it
+            if not as_of_seq:
                 raise NotFound(incident_id)
-            as_of_seq = max(included)
         context = log_context(events, as_of_seq=as_of_seq, timezone=self.timezone)
         content = await asyncio.to_thread(render_docx, self.template, context)
         if fmt == "pdf":

@@ -40,7 +40,7 @@ from services.incidents.store import (
     OrgLogs,
 )
 from shared.auth import Principal
-from shared.canonical import canonical_json, rfc3339
+from shared.canonical import canonical_json, recorded_by
 from shared.http import Problem
 from shared.law import registry as law_registry
 from shared.policy import Action, IncidentFacts, OrgTree, allowed, visible
@@ -884,9 +884,7 @@ def build_router(
         if until_seq == 0:
             events = []
         if as_of is not None:
-            cutoff = rfc3339(as_of)
-            # recorded_at has one fixed-width UTC form, so text order is time order.
-            events = [e for e in events if e["recorded_at"] <= cutoff]
+            events = events[: recorded_by(events, as_of)]  # a prefix, as the log form takes it
         state = new_state(str(incident_id))
         for event in events:
             apply_event(state, event)
