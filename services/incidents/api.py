@@ -18,6 +18,9 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
+    StrictBool,
+    StrictInt,
+    StrictStr,
     StringConstraints,
     TypeAdapter,
     model_validator,
@@ -49,7 +52,13 @@ from shared.schemas import Actor, IncidentEventV1
 Slug = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,100}$")]
 Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
-FactValue = bool | int | Annotated[str, StringConstraints(max_length=500)]
+# JSON's safe integers only (RFC 8785 / I-JSON): a larger one reads differently in JavaScript
+# and many other verifiers, so the hashed event would not be the same bytes there.
+MAX_SAFE = 2**53 - 1
+SafeInt = Annotated[StrictInt, Field(ge=-MAX_SAFE, le=MAX_SAFE)]
+# Strict: in lax mode 1, 1.0, "true" and "yes" all became `true` in the log, a fact the person
+# never gave; a yes / no fact is JSON true, false or null.
+FactValue = StrictBool | SafeInt | Annotated[StrictStr, StringConstraints(max_length=500)]
 
 
 class Strict(BaseModel):
@@ -109,24 +118,26 @@ class Facts(BaseModel):
     """Yes / no / unknown facts of the harm; see `facts` of ReportIn."""
 
     model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [FACTS_EXAMPLE]})
-    death: bool | None = Field(default=None, description=_fact_doc("death"), examples=[False])
-    serious_injury: bool | None = Field(
+    death: StrictBool | None = Field(default=None, description=_fact_doc("death"), examples=[False])
+    serious_injury: StrictBool | None = Field(
         default=None, description=_fact_doc("serious_injury"), examples=[False]
     )
-    serious_psychological_injury: bool | None = Field(
+    serious_psychological_injury: StrictBool | None = Field(
         default=None, description=_fact_doc("serious_psychological_injury"), examples=[None]
     )
-    injury: bool | None = Field(default=None, description=_fact_doc("injury"), examples=[True])
+    injury: StrictBool | None = Field(
+        default=None, description=_fact_doc("injury"), examples=[True]
+    )
     sick_leave_from: Day | None = Field(
         default=None, description=_fact_doc("sick_leave_from"), examples=["2026-03-03"]
     )
-    sick_leave_full: bool | None = Field(
+    sick_leave_full: StrictBool | None = Field(
         default=None, description=_fact_doc("sick_leave_full"), examples=[True]
     )
-    police_involved: bool | None = Field(
+    police_involved: StrictBool | None = Field(
         default=None, description=_fact_doc("police_involved"), examples=[True]
     )
-    consent_safety_rep: bool | None = Field(
+    consent_safety_rep: StrictBool | None = Field(
         default=None, description=_fact_doc("consent_safety_rep"), examples=[None]
     )
 
@@ -247,7 +258,9 @@ class NoteIn(Strict):
 class CorrectionIn(Strict):
     """A correction of an entry: the entry stays in the log, marked as corrected."""
 
-    seq: int = Field(ge=1, description="The seq of the entry being corrected", examples=[9])
+    seq: StrictInt = Field(
+        ge=1, le=MAX_SAFE, description="The seq of the entry being corrected", examples=[9]
+    )
     reason: Text = Field(
         description="Why it is corrected (1-10 000 characters)", examples=["Feil tidspunkt"]
     )
