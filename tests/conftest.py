@@ -19,6 +19,7 @@ import pytest
 
 from shared.infra import EmbeddedNats, free_port
 from tests.support import MailSink, Stack, running_stack
+from tests.tsa_server import LocalTsa, LocalTsaError
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -133,3 +134,20 @@ def mail() -> Iterator[MailSink]:
     sink = MailSink(free_port()).start()
     yield sink
     sink.stop()
+
+
+@pytest.fixture(scope="session")
+def local_tsa() -> Iterator[LocalTsa]:
+    """A local RFC 3161 TSA (`openssl ts -reply` over HTTP on loopback), its CA file and modes."""
+    try:
+        with LocalTsa.start() as tsa:
+            yield tsa
+    except LocalTsaError as exc:
+        # Never skipped: trusted time would go untested without anyone noticing.
+        pytest.fail(f"the local time-stamp authority could not start: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def tsa_url(local_tsa: LocalTsa) -> str:
+    """The URL of the local TSA, as KRISELOGG_TSA_URL would name a real one."""
+    return local_tsa.url
